@@ -1,0 +1,34 @@
+"""Constants and defaults shared by the whole library, kept in one place."""
+
+from pathlib import Path
+
+#: The ten GTZAN genres, in the order the models use.
+GENRES: tuple[str, ...] = (
+    "blues", "classical", "country", "disco", "hiphop",
+    "jazz", "metal", "pop", "reggae", "rock",
+)
+
+PACKAGE_DIR = Path(__file__).resolve().parent
+#: The model shipped with the package.
+DEFAULT_MODEL_DIR = PACKAGE_DIR / "models" / "default"
+#: Converted musicnn (MSD) weights shipped with the package.
+MUSICNN_WEIGHTS = PACKAGE_DIR / "pretrained" / "msd_musicnn.weights.h5"
+#: A tiny example clip (synthesised, ours) for the README's first command.
+EXAMPLE_CLIP = PACKAGE_DIR / "examples" / "example.ogg"
+
+#: Read at most this many seconds of any input; the rest is never decoded.
+MAX_AUDIO_SECONDS = 600.0
+#: At serving time, analyse at most this many windows, spread evenly over the song.
+MAX_WINDOWS = 24
+#: Number of runners-up reported with a prediction (including the top genre).
+TOP_K = 3
+#: Below this peak amplitude (full scale = 1.0) a clip counts as silent.
+SILENCE_PEAK = 1e-4
+
+#: Audio file extensions the library accepts when scanning a data folder.
+AUDIO_EXTENSIONS = (".wav", ".mp3", ".ogg", ".oga", ".opus", ".flac", ".m4a", ".aac", ".au", ".webm", ".mp4")
+#: Pre-computed feature windows (from the bot's correction export) are read from these.
+WINDOWS_EXTENSION = ".npz"
+
+#: Artifact format version; loading refuses other major versions.
+ARTIFACT_FORMAT = 1

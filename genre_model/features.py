@@ -1,0 +1,206 @@
+"""Features: log-mel spectrograms cut into fixed-size windows.
+
+One :class:`FeatureConfig` describes everything between samples and the model's
+input; it is saved inside every model artifact, so training and serving cannot drift
+apart. Windows always have the shape ``(n_windows, n_mels, window_frames, channels)``.
+
+Two presets exist:
+
+* :data:`CNN_FEATURES` -- the original study's custom CNN: 22050 Hz, hop 512,
+  128 mel bands x 128 frames (about 3 s), dB scale, delta and delta-delta channels,
+  per-channel standardisation with statistics from the training set.
+* :data:`MUSICNN_FEATURES` -- the pretrained musicnn backbone's own front end:
+  16 kHz, FFT 512, hop 256, 96 bands x 187 frames (3 s), ``log10(10000 x + 1)``
+  computed in float32 (musicnn's float16 version overflows).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+from pathlib import Path
+from typing import Any
+
+import librosa
+import numpy as np
+
+from genre_model.errors import AudioError, DatasetError
+
+LOG_SCALES = ("db", "log10p")
+
+
+@dataclasses.dataclass(frozen=True)
+class FeatureConfig:
+    """Every parameter that turns samples into model input windows."""
+
+    sample_rate: int = 22050
+    n_fft: int = 2048
+    hop_length: int = 512
+    n_mels: int = 128
+    window_frames: int = 128
+    log_scale: str = "db"
+    deltas: bool = True
+    #: Per-channel mean and std applied after the log (empty = no standardisation).
+    norm_mean: tuple[float, ...] = ()
+    norm_std: tuple[float, ...] = ()
+
+    def __post_init__(self) -> None:
+        for name in ("sample_rate", "n_fft", "hop_length", "n_mels", "window_frames"):
+            if int(getattr(self, name)) <= 0:
+                raise ValueError(f"FeatureConfig.{name} must be positive")
+        if self.log_scale not in LOG_SCALES:
+            raise ValueError(f"FeatureConfig.log_scale must be one of {LOG_SCALES}, got {self.log_scale!r}")
+        if len(self.norm_mean) != len(self.norm_std) or (self.norm_mean and len(self.norm_mean) != self.channels):
+            raise ValueError("norm_mean and norm_std need one value per channel")
+
+    @property
+    def channels(self) -> int:
+        """1 (log-mel) or 3 (log-mel, delta, delta-delta)."""
+        return 3 if self.deltas else 1
+
+    @property
+    def window_seconds(self) -> float:
+        """Audio covered by one window."""
+        return self.window_frames * self.hop_length / self.sample_rate
+
+    @property
+    def min_samples(self) -> int:
+        """Fewest samples that still give one full window (centred STFT frames)."""
+        return (self.window_frames - 1) * self.hop_length
+
+    @property
+    def input_shape(self) -> tuple[int, int, int]:
+        """Shape of one window: (n_mels, window_frames, channels)."""
+        return (self.n_mels, self.window_frames, self.channels)
+
+    def with_normalisation(self, mean: np.ndarray, std: np.ndarray) -> "FeatureConfig":
+        """A copy that standardises each channel with the given statistics."""
+        return dataclasses.replace(
+            self,
+            norm_mean=tuple(float(m) for m in np.ravel(mean)),
+            norm_std=tuple(float(max(s, 1e-6)) for s in np.ravel(std)),
+        )
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> "FeatureConfig":
+        known = {f.name for f in dataclasses.fields(cls)}
+        unknown = set(data) - known
+        if unknown:
+            raise ValueError(f"unknown feature settings: {sorted(unknown)}")
+        values = dict(data)
+        for key in ("norm_mean", "norm_std"):
+            if key in values:
+                values[key] = tuple(values[key])
+        return cls(**values)
+
+    def fingerprint(self) -> str:
+        """Short hash of the settings; windows are only reusable under the same one."""
+        text = json.dumps(self.to_dict(), sort_keys=True)
+        return hashlib.sha256(text.encode()).hexdigest()[:16]
+
+
+CNN_FEATURES = FeatureConfig()
+MUSICNN_FEATURES = FeatureConfig(
+    sample_rate=16000, n_fft=512, hop_length=256, n_mels=96, window_frames=187,
+    log_scale="log10p", deltas=False,
+)
+
+
+def log_mel(samples: np.ndarray, config: FeatureConfig) -> np.ndarray:
+    """Log-mel spectrogram, shape ``(channels, n_mels, frames)``, float32, not yet standardised."""
+    if samples.ndim != 1:
+        raise ValueError("samples must be mono (1-D)")
+    if samples.size < config.min_samples:
+        have = samples.size / config.sample_rate
+        raise AudioError(f"clip is {have:.1f} s; I need at least {config.window_seconds:.0f} s")
+    power = librosa.feature.melspectrogram(
+        y=samples.astype(np.float32, copy=False), sr=config.sample_rate, n_fft=config.n_fft,
+        hop_length=config.hop_length, n_mels=config.n_mels,
+    ).astype(np.float32)
+    if config.log_scale == "db":
+        mel = librosa.power_to_db(power, ref=1.0, amin=1e-10, top_db=None).astype(np.float32)
+    else:
+        mel = np.log10(10000.0 * power + 1.0, dtype=np.float32)
+    channels = [mel]
+    if config.deltas:
+        width = min(9, mel.shape[1] if mel.shape[1] % 2 else mel.shape[1] - 1)
+        channels.append(librosa.feature.delta(mel, width=width, order=1, mode="nearest").astype(np.float32))
+        channels.append(librosa.feature.delta(mel, width=width, order=2, mode="nearest").astype(np.float32))
+    return np.stack(channels)
+
+
+def window_starts(n_frames: int, config: FeatureConfig, hop_frames: int | None = None,
+                  max_windows: int | None = None) -> np.ndarray:
+    """Start frames of the windows cut from ``n_frames``; spread evenly if capped."""
+    hop = hop_frames or config.window_frames
+    if hop <= 0:
+        raise ValueError("hop_frames must be positive")
+    last = n_frames - config.window_frames
+    if last < 0:
+        return np.zeros(0, dtype=np.int64)
+    starts = np.arange(0, last + 1, hop, dtype=np.int64)
+    if max_windows is not None and starts.size > max_windows:
+        starts = np.unique(np.linspace(0, last, max_windows).round().astype(np.int64))
+    return starts
+
+
+def cut_windows(spectrogram: np.ndarray, config: FeatureConfig, starts: np.ndarray) -> np.ndarray:
+    """Windows ``(n, n_mels, window_frames, channels)`` from ``(channels, n_mels, frames)``, standardised."""
+    frames = config.window_frames
+    out = np.stack([spectrogram[:, :, s:s + frames] for s in starts]).transpose(0, 2, 3, 1)
+    return normalise(np.ascontiguousarray(out, dtype=np.float32), config)
+
+
+def normalise(windows: np.ndarray, config: FeatureConfig) -> np.ndarray:
+    """Apply the config's per-channel standardisation (a no-op without statistics)."""
+    if not config.norm_mean:
+        return windows
+    mean = np.asarray(config.norm_mean, dtype=np.float32)
+    std = np.asarray(config.norm_std, dtype=np.float32)
+    return (windows - mean) / std
+
+
+def extract_windows(samples: np.ndarray, config: FeatureConfig, *, hop_frames: int | None = None,
+                    max_windows: int | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """Samples -> (windows, start times in seconds)."""
+    spectrogram = log_mel(samples, config)
+    starts = window_starts(spectrogram.shape[-1], config, hop_frames, max_windows)
+    if starts.size == 0:
+        have = samples.size / config.sample_rate
+        raise AudioError(f"clip is {have:.1f} s; I need at least {config.window_seconds:.0f} s")
+    times = starts * config.hop_length / config.sample_rate
+    return cut_windows(spectrogram, config, starts), times.astype(np.float64)
+
+
+def save_windows(path: Path, windows: np.ndarray, config: FeatureConfig) -> None:
+    """Store windows with the config they were made with (the bot's correction format)."""
+    np.savez_compressed(path, windows=windows.astype(np.float32),
+                        feature_config=np.array(json.dumps(config.to_dict())))
+
+
+def load_windows(path: Path, config: FeatureConfig) -> np.ndarray:
+    """Load stored windows, refusing ones made with different feature settings."""
+    try:
+        with np.load(path, allow_pickle=False) as data:
+            windows = data["windows"].astype(np.float32)
+            stored = FeatureConfig.from_dict(json.loads(str(data["feature_config"])))
+    except (OSError, KeyError, ValueError) as exc:
+        raise DatasetError(f"{path.name}: not a feature-windows file ({exc})") from exc
+    if _unnormalised(stored) != _unnormalised(config):
+        raise DatasetError(f"{path.name}: made with other feature settings than this model uses")
+    if windows.ndim != 4 or windows.shape[1:] != config.input_shape:
+        raise DatasetError(f"{path.name}: windows have shape {windows.shape[1:]}, expected {config.input_shape}")
+    # Stored windows are standardised with the stored statistics; re-standardise for this config.
+    if stored.norm_mean != config.norm_mean or stored.norm_std != config.norm_std:
+        if stored.norm_mean:
+            windows = windows * np.asarray(stored.norm_std, np.float32) + np.asarray(stored.norm_mean, np.float32)
+        windows = normalise(windows, config)
+    return windows
+
+
+def _unnormalised(config: FeatureConfig) -> FeatureConfig:
+    return dataclasses.replace(config, norm_mean=(), norm_std=())
