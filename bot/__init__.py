@@ -1,0 +1,1 @@
+"""genrebot: the Discord adapter over genre_model."""
