@@ -44,20 +44,22 @@ class Track:
 
 
 def track_id(path: Path) -> str:
-    """The file name without its extension (``blues.00042``)."""
-    return path.name[: -len("".join(path.suffixes))] if path.suffixes else path.name
+    """The file name without its extension (``blues.00042.ogg`` -> ``blues.00042``)."""
+    return path.stem
 
 
 def load_dataset(source: Path, labels: Sequence[str] | None = None) -> list[Track]:
     """Read tracks from a folder of genre sub-folders or a manifest CSV.
 
     A folder that holds a ``MANIFEST.csv`` with ``path`` and ``genre`` columns (and
-    optionally ``group``) is read through it. Unknown genres raise :class:`DatasetError`
+    optionally ``group``) is read through it; other folders by their sub-folder names. Unknown genres raise :class:`DatasetError`
     when ``labels`` is given.
     """
     source = Path(source)
     if source.is_file() and source.suffix.lower() == ".csv":
         tracks = _from_manifest(source)
+    elif source.is_dir() and _is_manifest(source / "MANIFEST.csv"):
+        tracks = _from_manifest(source / "MANIFEST.csv")
     elif source.is_dir():
         tracks = _from_folders(source)
     else:
@@ -69,6 +71,15 @@ def load_dataset(source: Path, labels: Sequence[str] | None = None) -> list[Trac
         if unknown:
             raise DatasetError(f"{source}: genres not known to the model: {', '.join(unknown)}")
     return merge_near_duplicates(tracks)
+
+
+def _is_manifest(path: Path) -> bool:
+    """A CSV this library can read: it has ``path`` and ``genre`` (or ``label``) columns."""
+    if not path.is_file():
+        return False
+    with path.open(newline="") as handle:
+        columns = set(next(csv.reader(handle), []))
+    return "path" in columns and bool(columns & {"genre", "label"})
 
 
 def _usable(path: Path) -> bool:
