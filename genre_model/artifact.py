@@ -134,6 +134,7 @@ def save_artifact(
         (staging / METADATA).write_text(json.dumps(meta, indent=2, sort_keys=True) + "\n")
         if out_dir.exists():
             shutil.rmtree(out_dir)
+        staging.chmod(0o755)  # mkdtemp makes it private
         staging.rename(out_dir)
     except BaseException:
         shutil.rmtree(staging, ignore_errors=True)

@@ -86,7 +86,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 def _train(args: argparse.Namespace) -> int:
     from genre_model.train import train
 
-    info = train(args.data, args.out, _options(args))
+    info = train(args.data, args.out, _options(args), verbose=1 if sys.stderr.isatty() else 2)
     print(json.dumps({"model": str(args.out), "version": info.version, **info.metrics}))
     return 0
 
