@@ -1,0 +1,21 @@
+"""Named errors of the bot layer; each message is fit to show a Discord user or an operator."""
+
+
+class BotError(Exception):
+    """Base class of the bot's own errors."""
+
+
+class SettingsError(BotError):
+    """A required setting is missing or a setting has a bad value."""
+
+
+class QueueFull(BotError):
+    """Too many classifications are waiting; the user should try again shortly."""
+
+
+class InferenceFailed(BotError):
+    """A worker crashed or timed out while classifying; the pool has been replaced."""
+
+
+class RetrainError(BotError):
+    """A retrain could not run or did not finish."""

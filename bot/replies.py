@@ -1,0 +1,57 @@
+"""What the bot says: embeds and short messages, built from plain data (easy to test)."""
+
+from __future__ import annotations
+
+from pathlib import PurePath
+
+import discord
+
+RIGHT = "\N{WHITE HEAVY CHECK MARK}"
+WRONG = "\N{CROSS MARK}"
+FEEDBACK_EMOJI = {RIGHT: "right", WRONG: "wrong"}
+IMAGE_NAME = "spectrogram.png"
+_BAR = 12
+
+
+def safe_filename(name: str) -> str:
+    """A display/attachment-safe file name: no path parts, no control characters, bounded."""
+    base = PurePath(name.replace("\\", "/")).name or "upload"
+    cleaned = "".join(ch if ch.isprintable() and ch not in '/\\<>:"|?*`' else "_" for ch in base).strip(". ")
+    return (cleaned or "upload")[:80]
+
+
+def bar(p: float) -> str:
+    filled = round(max(0.0, min(1.0, p)) * _BAR)
+    return "\N{FULL BLOCK}" * filled + "\N{LIGHT SHADE}" * (_BAR - filled)
+
+
+def describe_confidence(p: float) -> str:
+    return "confident" if p >= 0.75 else "fairly sure" if p >= 0.5 else "unsure"
+
+
+def prediction_embed(*, file_name: str, genre: str, confidence: float, top_k: list[tuple[str, float]],
+                     duration_s: float, model_version: str) -> discord.Embed:
+    """The reply to /genre: top genre and confidence, runners-up with bars, and the image."""
+    embed = discord.Embed(
+        title=f"{genre.title()} \N{EM DASH} {confidence:.0%}",
+        description=f"I'm {describe_confidence(confidence)} that **{safe_filename(file_name)}** is **{genre}**.",
+        colour=discord.Colour.blurple(),
+    )
+    embed.add_field(name="Top genres", inline=False,
+                    value="\n".join(f"`{bar(p)}` {p:5.1%}  {g}" for g, p in top_k))
+    embed.add_field(name="Analysed", value=f"{duration_s:.1f} s", inline=True)
+    embed.add_field(name="Feedback", inline=True,
+                    value=f"{RIGHT} right \N{MIDDLE DOT} {WRONG} wrong \N{MIDDLE DOT} pick the right genre below")
+    embed.set_image(url=f"attachment://{IMAGE_NAME}")
+    embed.set_footer(text=f"model {model_version}")
+    return embed
+
+
+def error_text(problem: str) -> str:
+    """A short, friendly failure reply."""
+    problem = problem.rstrip(".")
+    return f"\N{WARNING SIGN} Sorry, I couldn't classify that: {problem[:1].lower() + problem[1:]}."
+
+
+def mb(n_bytes: int) -> str:
+    return f"{n_bytes / (1024 * 1024):.1f} MB"

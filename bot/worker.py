@@ -1,0 +1,65 @@
+"""Code that runs inside the inference pool's worker processes.
+
+Each worker loads the model once (in :func:`init_worker`) with the LiteRT runtime and
+then decodes, windows, classifies and draws one upload per call. Nothing here imports
+TensorFlow or discord.py.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import os
+
+import numpy as np
+
+from genre_model.predict import Classifier
+
+_classifier: Classifier | None = None
+
+
+@dataclasses.dataclass
+class ClassifyResult:
+    """What a worker sends back: small, picklable, everything the reply and storage need."""
+
+    genre: str
+    probabilities: dict[str, float]
+    top_k: list[tuple[str, float]]
+    timeline: list[tuple[float, float, str, float]]
+    duration_s: float
+    model_version: str
+    file_sha256: str
+    image_png: bytes = dataclasses.field(repr=False)
+    windows: np.ndarray = dataclasses.field(repr=False)
+    feature_config: dict = dataclasses.field(repr=False)
+
+    @property
+    def confidence(self) -> float:
+        return self.probabilities[self.genre]
+
+
+def init_worker(model_dir: str, threads: int) -> None:
+    """Pool initializer: load the model once per process."""
+    global _classifier
+    os.environ.setdefault("OMP_NUM_THREADS", str(threads))
+    _classifier = Classifier(model_dir, num_threads=threads)
+
+
+def ping() -> str:
+    """Returns the loaded model's version (used to warm up and check workers)."""
+    assert _classifier is not None, "worker not initialised"
+    return _classifier.version
+
+
+def classify(data: bytes, filename: str, max_seconds: float, top_k: int = 3) -> ClassifyResult:
+    """Decode, window, classify and draw one upload. Raises AudioError for unusable input."""
+    assert _classifier is not None, "worker not initialised"
+    pred = _classifier.predict(data, max_seconds=max_seconds)
+    return ClassifyResult(
+        genre=pred.genre, probabilities=pred.probabilities, top_k=pred.top_k(top_k),
+        timeline=[(s.start_s, s.end_s, s.genre, s.p) for s in pred.timeline],
+        duration_s=pred.duration_s, model_version=pred.model_version,
+        file_sha256=hashlib.sha256(data).hexdigest(),
+        image_png=pred.image(_classifier.labels, filename),
+        windows=pred.windows, feature_config=_classifier.info.features.to_dict(),
+    )
