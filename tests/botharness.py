@@ -1,0 +1,117 @@
+"""Runs the real GenreBot against the fake Discord server, for end-to-end tests."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import dataclasses
+from pathlib import Path
+from typing import AsyncIterator
+
+import discord
+import discord.gateway
+import discord.http
+
+from bot.client import GenreBot, point_discord_at
+from bot.settings import Settings
+from fakediscord import FakeDiscordServer
+from genre_model.config import DEFAULT_MODEL_DIR
+
+ADMIN_ID = 111111111111111111
+USER_ID = 222222222222222222
+OTHER_ID = 333333333333333333
+
+
+def make_settings(tmp: Path, server: FakeDiscordServer, **overrides) -> Settings:
+    values = dict(
+        token="test-token-do-not-log", db_path=tmp / "data" / "bot.sqlite3", data_dir=tmp / "data",
+        model_dir=DEFAULT_MODEL_DIR, workers=1, cooldown_seconds=0.0, admin_ids=frozenset({ADMIN_ID}),
+        api_base=server.api_base, gateway_url=server.gateway_url, download_timeout=5.0, inference_timeout=60.0,
+    )
+    values.update(overrides)
+    return Settings(**values)
+
+
+@dataclasses.dataclass
+class Running:
+    bot: GenreBot
+    server: FakeDiscordServer
+    task: asyncio.Task
+
+
+@contextlib.asynccontextmanager
+async def running_bot(server: FakeDiscordServer, settings: Settings) -> AsyncIterator[Running]:
+    """Start GenreBot, wait for READY and command sync, and close it afterwards."""
+    saved = discord.http.Route.BASE, discord.gateway.DiscordWebSocket.DEFAULT_GATEWAY
+    point_discord_at(settings.api_base, settings.gateway_url)
+    bot = GenreBot(settings, guild_ready_timeout=0.1)
+    task = asyncio.create_task(bot.start(settings.token))
+    ready = asyncio.create_task(server.wait_ready(60))
+    done, _ = await asyncio.wait({task, ready}, return_when=asyncio.FIRST_COMPLETED)
+    try:
+        if task in done:
+            ready.cancel()
+            task.result()
+            raise AssertionError("bot.start() returned before READY")
+        ready.result()
+        await server.wait_commands(["genre", "retrain", "genre-stats", "genre-forget"], timeout=20)
+        yield Running(bot, server, task)
+    finally:
+        if not bot.is_closed():
+            await bot.close()
+        with contextlib.suppress(Exception):
+            await asyncio.wait_for(task, 20)
+        discord.http.Route.BASE, discord.gateway.DiscordWebSocket.DEFAULT_GATEWAY = saved
+
+
+class BotProcess:
+    """``python -m bot`` in its own process, configured by environment variables, as deployed."""
+
+    def __init__(self, server: FakeDiscordServer, workdir: Path, **env: str) -> None:
+        import os
+
+        self.server = server
+        self.workdir = workdir
+        self.log_path = workdir / "bot.log"
+        self.env = {**os.environ, "DISCORD_TOKEN": "test-token-do-not-log", "DISCORD_API_BASE": server.api_base,
+                    "DISCORD_GATEWAY_URL": server.gateway_url, "GENREBOT_DATA_DIR": str(workdir / "data"),
+                    "GENREBOT_WORKERS": "2", "GENREBOT_COOLDOWN_SECONDS": "0", "GENREBOT_ADMIN_IDS": str(ADMIN_ID),
+                    "GENREBOT_LOG_LEVEL": "INFO", **env}
+        self.process: asyncio.subprocess.Process | None = None
+
+    async def start(self, timeout: float = 90.0) -> "BotProcess":
+        import sys
+
+        self.workdir.mkdir(parents=True, exist_ok=True)
+        self._log = self.log_path.open("ab")
+        self.process = await asyncio.create_subprocess_exec(
+            sys.executable, "-m", "bot", cwd=self.workdir, env=self.env, stdout=self._log, stderr=self._log)
+        before = self.server.identify_count
+        waiter = asyncio.create_task(self.server.wait_for(lambda: self.server.identify_count > before, timeout))
+        exited = asyncio.create_task(self.process.wait())
+        done, _ = await asyncio.wait({waiter, exited}, return_when=asyncio.FIRST_COMPLETED)
+        if exited in done:
+            waiter.cancel()
+            raise AssertionError(f"bot exited early: {self.log()}")
+        exited.cancel()
+        waiter.result()
+        await self.server.wait_commands(["genre", "retrain"], timeout=timeout)
+        return self
+
+    @property
+    def pid(self) -> int:
+        assert self.process is not None
+        return self.process.pid
+
+    def log(self) -> str:
+        return self.log_path.read_text(errors="replace") if self.log_path.exists() else ""
+
+    async def stop(self, sig: int | None = None, timeout: float = 30.0) -> int:
+        import signal
+
+        assert self.process is not None
+        if self.process.returncode is None:
+            self.process.send_signal(sig or signal.SIGTERM)
+        code = await asyncio.wait_for(self.process.wait(), timeout)
+        self._log.close()
+        return code

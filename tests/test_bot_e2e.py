@@ -1,0 +1,199 @@
+"""End to end: the real GenreBot (discord.py, process pool, SQLite) against a fake Discord server.
+
+Each test drives a user story through the gateway and REST exactly as Discord would,
+and checks what reached the "channel" and what landed in SQLite.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import sqlite3
+
+import numpy as np
+import pytest
+import pytest_asyncio
+from botharness import ADMIN_ID, OTHER_ID, USER_ID, make_settings, running_bot
+from conftest import encode, synth_music
+from fakediscord import FakeDiscordServer
+
+from bot import replies
+
+pytestmark = pytest.mark.slow
+
+SR = 22050
+
+
+@pytest_asyncio.fixture
+async def server():
+    srv = FakeDiscordServer(default_user_id=USER_ID)
+    await srv.start()
+    try:
+        yield srv
+    finally:
+        await srv.stop()
+
+
+def song_bytes(tmp_path, seconds=8.0, fmt="mp3", seed=0) -> bytes:
+    path = encode(synth_music(seconds, SR, seed=seed), tmp_path / f"song{seed}.{fmt}", SR, fmt)
+    return path.read_bytes()
+
+
+def db_rows(settings, sql, *args):
+    with sqlite3.connect(settings.db_path) as conn:
+        return conn.execute(sql, args).fetchall()
+
+
+async def ask_genre(server, data: bytes, filename="song.mp3", content_type="audio/mpeg", user_id=USER_ID, **kw):
+    att = server.add_attachment(filename, data, content_type, **kw)
+    handle = await server.send_slash_command("genre", {"file": att}, user_id=user_id)
+    message = await handle.wait_message(lambda m: m.get("embeds") or m.get("content"), timeout=60)
+    return handle, message
+
+
+async def test_genre_replies_with_embed_image_and_reactions(server, tmp_path):
+    settings = make_settings(tmp_path, server)
+    async with running_bot(server, settings) as run:
+        handle, message = await ask_genre(server, song_bytes(tmp_path))
+        assert handle.callback["type"] == 5  # deferred at once
+        embed = message["embeds"][0]
+        assert "%" in embed["title"]
+        top = embed["fields"][0]["value"].splitlines()
+        assert len(top) == 3 and all("%" in line for line in top)
+        assert embed["image"]["url"] == f"attachment://{replies.IMAGE_NAME}"
+        assert embed["footer"]["text"] == f"model {run.bot.pool.model_version}"
+        upload = [f for r in server.requests_matching("POST", r"^/webhooks/") for f in r.files]
+        assert upload and upload[0].filename == replies.IMAGE_NAME and upload[0].data[:8] == b"\x89PNG\r\n\x1a\n"
+        assert message["components"], "the correction menu is attached"
+        message_id = int(message["id"])
+        await server.wait_for(lambda: len(server.bot_reactions_on(message_id)) == 2, timeout=10)
+        assert set(server.bot_reactions_on(message_id)) == {replies.RIGHT, replies.WRONG}
+        rows = db_rows(settings, "SELECT user_id, message_id, genre, windows_path FROM predictions")
+        assert rows[0][0] == USER_ID and rows[0][1] == message_id
+        windows = np.load(settings.data_dir / rows[0][3])["windows"]
+        assert windows.ndim == 4 and windows.shape[0] >= 2
+        assert not list(settings.data_dir.rglob("*.mp3")), "raw audio is not stored by default"
+        assert "test-token-do-not-log" not in str(server.requests_matching("POST", r"^/webhooks/")[0].json)
+
+
+async def test_bad_files_get_friendly_replies_and_bot_keeps_serving(server, tmp_path):
+    settings = make_settings(tmp_path, server, max_attachment_bytes=200_000)
+    async with running_bot(server, settings):
+        _, msg = await ask_genre(server, b"this is not audio at all\n" * 40, "notes.mp3")
+        assert "not audio I can read" in msg["content"] and "Traceback" not in msg["content"]
+
+        big = server.add_attachment("huge.wav", b"\0" * 10, "audio/wav", size=300_000)
+        handle = await server.send_slash_command("genre", {"file": big})
+        refused = await handle.wait_message(lambda m: m.get("content"), timeout=10)
+        assert "limit" in refused["content"]
+        assert not server.requests_matching("GET", r"/attachments/.*huge\.wav"), "refused before download"
+
+        short = encode(synth_music(0.5, SR), tmp_path / "short.wav", SR, "wav").read_bytes()
+        _, msg = await ask_genre(server, short, "short.wav", "audio/wav")
+        assert "0.5 s" in msg["content"] and "3 s" in msg["content"]
+
+        _, msg = await ask_genre(server, song_bytes(tmp_path, 4), "gone.mp3", status=404)
+        assert "couldn't download" in msg["content"]
+
+        _, msg = await ask_genre(server, b"GIF89a....", "cat.gif", "image/gif")
+        assert "doesn't look like an audio file" in msg["content"]
+
+        _, ok = await ask_genre(server, song_bytes(tmp_path, 5, seed=3))
+        assert ok["embeds"], "still serving after the bad inputs"
+
+
+async def test_feedback_votes_and_correction_land_in_sqlite(server, tmp_path):
+    settings = make_settings(tmp_path, server)
+    async with running_bot(server, settings) as run:
+        _, message = await ask_genre(server, song_bytes(tmp_path))
+        mid = int(message["id"])
+        await server.wait_for(lambda: db_rows(settings, "SELECT id FROM predictions WHERE message_id=?", mid))
+        (pid, predicted), = db_rows(settings, "SELECT id, genre FROM predictions")
+
+        # the bot's own reactions (echoed by the server) never count
+        await asyncio.sleep(0.3)
+        assert db_rows(settings, "SELECT count(*) FROM feedback") == [(0,)]
+
+        await server.add_reaction(mid, replies.WRONG, user_id=OTHER_ID)
+        await server.wait_for(lambda: db_rows(settings, "SELECT vote FROM feedback WHERE user_id=?", OTHER_ID))
+        right = "jazz" if predicted != "jazz" else "rock"
+        comp = await server.send_component_interaction(mid, "genrebot:correct", [right], user_id=OTHER_ID)
+        ack = await comp.wait_message(timeout=10)
+        assert right in ack["content"]
+        assert db_rows(settings, "SELECT vote, corrected_genre FROM feedback WHERE user_id=?", OTHER_ID) == [
+            ("wrong", right)]
+
+        # ✅ then removing it retracts; one vote per user per prediction
+        await server.add_reaction(mid, replies.RIGHT, user_id=USER_ID)
+        await server.wait_for(lambda: db_rows(settings, "SELECT vote FROM feedback WHERE user_id=?", USER_ID))
+        await server.remove_reaction(mid, replies.RIGHT, user_id=USER_ID)
+        await server.wait_for(lambda: not db_rows(settings, "SELECT 1 FROM feedback WHERE user_id=?", USER_ID))
+
+        # a reaction on a message that is not a prediction is ignored
+        await server.add_reaction(mid + 999, replies.WRONG, user_id=USER_ID)
+        await asyncio.sleep(0.3)
+        assert db_rows(settings, "SELECT count(*) FROM feedback") == [(1,)]
+
+        # the correction is exported in the layout `genre-model train` reads
+        from genre_model.dataset import load_dataset
+
+        out = tmp_path / "export"
+        assert await run.bot.storage.export_corrections(out) == 1
+        (track,) = load_dataset(out)
+        assert track.label == right and track.is_windows and track.group == f"pred-{pid}"
+
+
+async def test_admin_commands_refuse_non_admins(server, tmp_path):
+    settings = make_settings(tmp_path, server, base_data=tmp_path / "nope")
+    async with running_bot(server, settings) as run:
+        for name in ("retrain", "genre-stats"):
+            handle = await server.send_slash_command(name, {}, user_id=USER_ID)
+            msg = await handle.wait_message(timeout=10)
+            assert "Only the bot's admins" in msg["content"]
+        assert run.bot.pool.model_version == run.bot.pool.model_version
+        assert not (settings.data_dir / "retrain").exists(), "nothing started"
+        synced = {c["name"]: c for c in server.commands[None]}
+        assert str(synced["retrain"]["default_member_permissions"]) == "32"  # manage_guild
+
+        handle = await server.send_slash_command("genre-stats", {}, user_id=ADMIN_ID)
+        msg = await handle.wait_message(timeout=10)
+        assert msg["embeds"][0]["title"] == "genrebot statistics"
+
+
+async def test_forget_deletes_users_data(server, tmp_path):
+    settings = make_settings(tmp_path, server)
+    async with running_bot(server, settings):
+        await ask_genre(server, song_bytes(tmp_path))
+        await server.wait_for(lambda: db_rows(settings, "SELECT count(*) FROM predictions") == [(1,)])
+        handle = await server.send_slash_command("genre-forget", {}, user_id=USER_ID)
+        msg = await handle.wait_message(timeout=10)
+        assert "deleted 1 of your predictions" in msg["content"]
+        assert db_rows(settings, "SELECT count(*) FROM predictions") == [(0,)]
+        assert not list((settings.data_dir / "windows").glob("*.npz"))
+
+
+async def test_worker_killed_mid_request_gets_error_then_recovers(server, tmp_path):
+    import os
+    import signal
+
+    settings = make_settings(tmp_path, server)
+    async with running_bot(server, settings) as run:
+        pids = await run.bot.pool.worker_pids()
+        att = server.add_attachment("slow.mp3", song_bytes(tmp_path, 60), "audio/mpeg", delay=0.0)
+        handle = await server.send_slash_command("genre", {"file": att})
+        await server.wait_for(lambda: run.bot.pool.pending == 1, timeout=10)
+        os.kill(pids[0], signal.SIGKILL)
+        msg = await handle.wait_message(lambda m: m.get("content") or m.get("embeds"), timeout=60)
+        assert "crashed" in msg.get("content", "")
+        _, ok = await ask_genre(server, song_bytes(tmp_path, 5, seed=2))
+        assert ok["embeds"] and run.bot.pool.restarts == 1
+
+
+async def test_cooldown_limits_one_user(server, tmp_path):
+    settings = make_settings(tmp_path, server, cooldown_seconds=30.0)
+    async with running_bot(server, settings):
+        data = song_bytes(tmp_path)
+        _, first = await ask_genre(server, data)
+        _, second = await ask_genre(server, data)
+        _, other = await ask_genre(server, data, user_id=OTHER_ID)
+        assert first["embeds"] and other["embeds"]
+        assert "try again in" in second["content"]

@@ -1,0 +1,137 @@
+"""The bot as deployed: ``python -m bot`` in its own process, against the fake Discord server.
+
+Covers start-up errors, graceful SIGTERM, 20 simultaneous requests, and SIGKILL during
+feedback followed by a restart.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import re
+import signal
+import sqlite3
+import subprocess
+import sys
+
+import pytest
+import pytest_asyncio
+from botharness import USER_ID, BotProcess
+from conftest import encode, synth_music
+from fakediscord import FakeDiscordServer
+
+from bot import replies
+
+pytestmark = pytest.mark.slow
+
+
+@pytest_asyncio.fixture
+async def server():
+    srv = FakeDiscordServer(default_user_id=USER_ID)
+    await srv.start()
+    try:
+        yield srv
+    finally:
+        await srv.stop()
+
+
+def run_bot_sync(env: dict, cwd) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "bot"], env={**os.environ, **env}, cwd=cwd, capture_output=True,
+                          text=True, timeout=120)
+
+
+def test_missing_token_is_one_clear_line(tmp_path):
+    env = {k: v for k, v in os.environ.items() if k != "DISCORD_TOKEN"}
+    result = subprocess.run([sys.executable, "-m", "bot"], env=env, cwd=tmp_path, capture_output=True, text=True,
+                            timeout=60)
+    assert result.returncode == 2
+    assert result.stderr.strip().splitlines() == ["genre-bot: DISCORD_TOKEN is not set; put the bot token in the "
+                                                  "environment or in .env"]
+
+
+@pytest.mark.parametrize("setting,value,words", [
+    ("GENREBOT_WORKERS", "zero", "GENREBOT_WORKERS must be a number"),
+    ("GENREBOT_MODEL_DIR", "/nonexistent/model", "not a model directory"),
+])
+def test_bad_settings_are_one_clear_line(tmp_path, setting, value, words):
+    result = run_bot_sync({"DISCORD_TOKEN": "x", "DISCORD_API_BASE": "http://127.0.0.1:9/api/v10",
+                           "GENREBOT_DATA_DIR": str(tmp_path), setting: value}, tmp_path)
+    assert result.returncode == 2, result.stderr
+    lines = [line for line in result.stderr.splitlines() if line.startswith("genre-bot:")]
+    assert len(lines) == 1 and words in lines[0], result.stderr
+    assert "Traceback" not in result.stderr
+
+
+def test_corrupt_model_is_one_clear_line(tmp_path):
+    from genre_model.config import DEFAULT_MODEL_DIR
+    import shutil
+
+    broken = tmp_path / "model"
+    shutil.copytree(DEFAULT_MODEL_DIR, broken)
+    data = bytearray((broken / "embedder.tflite").read_bytes())
+    data[1000:1010] = b"\xff" * 10
+    (broken / "embedder.tflite").write_bytes(bytes(data))
+    result = run_bot_sync({"DISCORD_TOKEN": "x", "GENREBOT_MODEL_DIR": str(broken),
+                           "GENREBOT_DATA_DIR": str(tmp_path / "data")}, tmp_path)
+    assert result.returncode == 2
+    assert "embedder.tflite is corrupt" in result.stderr and "Traceback" not in result.stderr
+
+
+async def test_twenty_at_once_are_all_answered_and_sigterm_is_graceful(server, tmp_path):
+    song = encode(synth_music(12.0, 22050, seed=5), tmp_path / "song.mp3", 22050, "mp3").read_bytes()
+    bot = await BotProcess(server, tmp_path / "run").start()
+    try:
+        async def one(user_id: int):
+            att = server.add_attachment("song.mp3", song, "audio/mpeg")
+            handle = await server.send_slash_command("genre", {"file": att}, user_id=user_id)
+            return await handle.wait_message(lambda m: m.get("embeds") or m.get("content"), timeout=120)
+
+        messages = await asyncio.gather(*(one(USER_ID + i) for i in range(20)))
+        answered = sum(1 for m in messages if m.get("embeds"))
+        busy = sum(1 for m in messages if "busy" in (m.get("content") or ""))
+    finally:
+        code = await bot.stop(signal.SIGTERM)
+    log = bot.log()
+    stall = re.search(r"worst event-loop stall (\d+) ms", log)
+    print(f"\n20 simultaneous /genre: {answered} results, {busy} busy replies; "
+          f"worst event-loop stall {stall.group(1) if stall else '?'} ms")
+    assert answered == 20, f"{busy} busy replies"  # the default queue holds 32
+    assert code == 0 and stall, log[-2000:]
+    assert "test-token-do-not-log" not in log
+
+
+async def test_votes_survive_sigkill_and_old_messages_still_count(server, tmp_path):
+    song = encode(synth_music(6.0, 22050, seed=8), tmp_path / "song.mp3", 22050, "mp3").read_bytes()
+    workdir = tmp_path / "run"
+    bot = await BotProcess(server, workdir).start()
+    att = server.add_attachment("song.mp3", song, "audio/mpeg")
+    handle = await server.send_slash_command("genre", {"file": att})
+    message = await handle.wait_message(lambda m: m.get("embeds"), timeout=60)
+    mid = int(message["id"])
+    db = workdir / "data" / "genrebot.sqlite3"
+
+    def votes():
+        with sqlite3.connect(db) as conn:
+            return dict(conn.execute("SELECT user_id, vote FROM feedback").fetchall())
+
+    await server.wait_for(lambda: len(server.bot_reactions_on(mid)) == 2, timeout=20)
+    voters = [USER_ID + 100 + i for i in range(30)]
+    for user in voters:  # a burst of votes, then SIGKILL while more may be in flight
+        await server.add_reaction(mid, replies.WRONG, user_id=user)
+    await server.wait_for(lambda: len(votes()) >= 10, timeout=20)
+    await bot.stop(signal.SIGKILL)
+    acknowledged = votes()
+    with sqlite3.connect(db) as conn:
+        assert conn.execute("PRAGMA integrity_check").fetchone() == ("ok",)
+    assert set(acknowledged) <= set(voters) and all(v == "wrong" for v in acknowledged.values())
+
+    # restart on the same data: earlier votes are all there; a reaction on the old reply still counts
+    bot = await BotProcess(server, workdir).start()
+    try:
+        late_user = USER_ID + 999
+        await server.add_reaction(mid, replies.RIGHT, user_id=late_user)
+        await server.wait_for(lambda: votes().get(late_user) == "right", timeout=20)
+        after = votes()
+        assert all(after[u] == v for u, v in acknowledged.items())
+    finally:
+        assert await bot.stop() == 0
