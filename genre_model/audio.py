@@ -41,17 +41,21 @@ def load_audio(
     if isinstance(source, (bytes, bytearray, memoryview)):
         if len(source) == 0:
             raise AudioError("the file is empty")
-        with tempfile.TemporaryDirectory(prefix="genre_model-") as tmp:
-            path = Path(tmp) / "upload"
-            path.write_bytes(source)
-            return load_audio(path, sample_rate, max_seconds=max_seconds, min_seconds=min_seconds)
-
-    path = Path(source)
-    if not path.is_file():
-        raise AudioError(f"no such file: {path.name}")
-    if path.stat().st_size == 0:
-        raise AudioError("the file is empty")
-    segment = _decode(path, max_seconds)
+    else:
+        path = Path(source)
+        if not path.is_file():
+            raise AudioError(f"no such file: {path.name}")
+        if path.stat().st_size == 0:
+            raise AudioError("the file is empty")
+    with tempfile.TemporaryDirectory(prefix="genre_model-") as tmp:
+        # A neutral name makes pydub always hand the file to ffmpeg (which reads at most
+        # max_seconds); by extension it would parse .wav itself, whole and without float support.
+        neutral = Path(tmp) / "input"
+        if isinstance(source, (bytes, bytearray, memoryview)):
+            neutral.write_bytes(source)
+        else:
+            neutral.symlink_to(Path(source).resolve())
+        segment = _decode(neutral, max_seconds)
     samples = _to_mono_float(segment)
     if samples.size == 0:
         raise AudioError(NOT_AUDIO)
@@ -84,21 +88,14 @@ def _decode(path: Path, max_seconds: float) -> AudioSegment:
 def _to_mono_float(segment: AudioSegment) -> np.ndarray:
     """Interleaved integer PCM -> mono float32 in [-1, 1]."""
     width = segment.sample_width
-    if width == 3:  # pydub keeps 24-bit as packed bytes; widen to int32
-        raw = np.frombuffer(segment.raw_data, dtype=np.uint8)
-        raw = raw[: raw.size - raw.size % 3].reshape(-1, 3)
-        ints = (raw[:, 0].astype(np.int32) | (raw[:, 1].astype(np.int32) << 8) | (raw[:, 2].astype(np.int32) << 16))
-        ints = np.where(ints >= 1 << 23, ints - (1 << 24), ints)
-        data = ints.astype(np.float32) / float(1 << 23)
+    dtype = {1: np.uint8, 2: np.int16, 4: np.int32}.get(width)  # pydub widens 24-bit to 32-bit
+    if dtype is None:
+        raise AudioError(NOT_AUDIO)
+    ints = np.frombuffer(segment.raw_data, dtype=dtype)
+    if width == 1:
+        data = (ints.astype(np.float32) - 128.0) / 128.0
     else:
-        dtype = {1: np.uint8, 2: np.int16, 4: np.int32}.get(width)
-        if dtype is None:
-            raise AudioError(NOT_AUDIO)
-        ints = np.frombuffer(segment.raw_data, dtype=dtype)
-        if width == 1:
-            data = (ints.astype(np.float32) - 128.0) / 128.0
-        else:
-            data = ints.astype(np.float32) / float(2 ** (8 * width - 1))
+        data = ints.astype(np.float32) / float(2 ** (8 * width - 1))
     channels = max(1, segment.channels)
     data = data[: data.size - data.size % channels].reshape(-1, channels)
     return data.mean(axis=1, dtype=np.float32)

@@ -19,6 +19,8 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import json
+import zipfile
+import zlib
 from pathlib import Path
 from typing import Any
 
@@ -47,8 +49,9 @@ class FeatureConfig:
 
     def __post_init__(self) -> None:
         for name in ("sample_rate", "n_fft", "hop_length", "n_mels", "window_frames"):
-            if int(getattr(self, name)) <= 0:
-                raise ValueError(f"FeatureConfig.{name} must be positive")
+            value = getattr(self, name)
+            if not isinstance(value, int) or isinstance(value, bool) or value <= 0:
+                raise ValueError(f"FeatureConfig.{name} must be a positive integer, got {value!r}")
         if self.log_scale not in LOG_SCALES:
             raise ValueError(f"FeatureConfig.log_scale must be one of {LOG_SCALES}, got {self.log_scale!r}")
         if len(self.norm_mean) != len(self.norm_std) or (self.norm_mean and len(self.norm_mean) != self.channels):
@@ -188,7 +191,7 @@ def load_windows(path: Path, config: FeatureConfig) -> np.ndarray:
         with np.load(path, allow_pickle=False) as data:
             windows = data["windows"].astype(np.float32)
             stored = FeatureConfig.from_dict(json.loads(str(data["feature_config"])))
-    except (OSError, KeyError, ValueError) as exc:
+    except (OSError, KeyError, ValueError, EOFError, zipfile.BadZipFile, zlib.error) as exc:
         raise DatasetError(f"{path.name}: not a feature-windows file ({exc})") from exc
     if _unnormalised(stored) != _unnormalised(config):
         raise DatasetError(f"{path.name}: made with other feature settings than this model uses")
