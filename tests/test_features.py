@@ -1,0 +1,222 @@
+"""genre_model.features: log-mel windows, presets, config round trips, stored windows."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from conftest import TINY_FEATURES, synth_music
+from genre_model.errors import AudioError, DatasetError
+from genre_model.features import (
+    CNN_FEATURES, MUSICNN_FEATURES, FeatureConfig, cut_windows, extract_windows, load_windows, log_mel,
+    save_windows, window_starts,
+)
+
+@pytest.fixture(scope="module")
+def song30() -> dict[int, np.ndarray]:
+    """30 s of synthetic music at both presets' rates."""
+    return {sr: synth_music(30.0, sr, seed=1) for sr in (22050, 16000)}
+
+
+def _expected_windows(n_samples: int, cfg: FeatureConfig) -> int:
+    n_frames = 1 + n_samples // cfg.hop_length  # centred STFT
+    return (n_frames - cfg.window_frames) // cfg.window_frames + 1
+
+
+@pytest.mark.parametrize("cfg, shape", [(CNN_FEATURES, (128, 128, 3)), (MUSICNN_FEATURES, (96, 187, 1))],
+                         ids=["cnn", "musicnn"])
+def test_preset_shapes_and_30s_window_count(song30, cfg: FeatureConfig, shape) -> None:
+    assert cfg.input_shape == shape
+    samples = song30[cfg.sample_rate]
+    windows, times = extract_windows(samples, cfg)
+    assert windows.dtype == np.float32
+    assert windows.shape[1:] == shape
+    assert windows.shape[0] == _expected_windows(samples.size, cfg) == 10
+    assert np.isfinite(windows).all()
+    np.testing.assert_allclose(np.diff(times), cfg.window_seconds, rtol=1e-9)
+    assert times[0] == 0.0
+    assert times[-1] + cfg.window_seconds <= 30.0 + cfg.hop_length / cfg.sample_rate
+
+
+def test_log_mel_layout_and_scales(song30) -> None:
+    x = song30[22050][: 22050 * 4]
+    spec = log_mel(x, CNN_FEATURES)
+    assert spec.shape == (3, 128, 1 + x.size // 512)
+    assert spec.dtype == np.float32
+    assert -120.0 < spec[0].min() < spec[0].max() < 80.0  # dB (power, ref 1, no top_db clip)
+    quieter = log_mel(0.1 * x, CNN_FEATURES)[0]
+    np.testing.assert_allclose(quieter, spec[0] - 20.0, atol=0.05)  # dB scale: x0.1 amplitude = -20 dB
+    m = log_mel(song30[16000][: 16000 * 4], MUSICNN_FEATURES)
+    assert m.shape[0] == 1 and m.shape[1] == 96
+    assert m.min() >= 0.0  # log10(10000 x + 1) is never negative
+
+
+def test_window_seconds_of_presets() -> None:
+    assert CNN_FEATURES.window_seconds == pytest.approx(128 * 512 / 22050)
+    assert MUSICNN_FEATURES.window_seconds == pytest.approx(3.0, abs=0.01)
+
+
+def test_max_windows_caps_and_spreads_evenly() -> None:
+    cfg = CNN_FEATURES
+    n_frames = 5000
+    all_starts = window_starts(n_frames, cfg)
+    assert all_starts.size == (n_frames - 128) // 128 + 1
+    capped = window_starts(n_frames, cfg, max_windows=7)
+    assert capped.size == 7
+    assert capped[0] == 0 and capped[-1] == n_frames - cfg.window_frames  # covers the whole song
+    gaps = np.diff(capped)
+    assert gaps.max() - gaps.min() <= 1  # evenly spread
+    assert np.all(capped + cfg.window_frames <= n_frames)
+    # No cap needed: unchanged.
+    np.testing.assert_array_equal(window_starts(n_frames, cfg, max_windows=10_000), all_starts)
+
+
+def test_max_windows_through_extract(song30) -> None:
+    windows, times = extract_windows(song30[22050], CNN_FEATURES, max_windows=4)
+    assert windows.shape[0] == 4
+    assert times[0] == 0.0 and times[-1] > 25.0
+
+
+def test_hop_frames_overlap() -> None:
+    starts = window_starts(1000, CNN_FEATURES, hop_frames=64)
+    assert np.all(np.diff(starts) == 64)
+    with pytest.raises(ValueError):
+        window_starts(1000, CNN_FEATURES, hop_frames=-1)
+
+
+def test_too_short_input_raises_audio_error() -> None:
+    short = synth_music(1.0, 22050, seed=2)
+    with pytest.raises(AudioError, match="I need at least 3 s"):
+        extract_windows(short, CNN_FEATURES)
+    with pytest.raises(AudioError, match="1.0 s"):
+        log_mel(short, CNN_FEATURES)
+    assert window_starts(10, CNN_FEATURES).size == 0
+
+
+def test_exactly_min_samples_gives_one_window() -> None:
+    cfg = CNN_FEATURES
+    x = synth_music(cfg.min_samples / cfg.sample_rate + 0.001, cfg.sample_rate, seed=3)[: cfg.min_samples]
+    windows, _ = extract_windows(x, cfg)
+    assert windows.shape == (1, *cfg.input_shape)
+
+
+def test_stereo_samples_rejected() -> None:
+    with pytest.raises(ValueError):
+        log_mel(np.zeros((22050 * 4, 2), np.float32), CNN_FEATURES)
+
+
+def test_config_round_trips() -> None:
+    for cfg in (CNN_FEATURES, MUSICNN_FEATURES, TINY_FEATURES):
+        again = FeatureConfig.from_dict(json.loads(json.dumps(cfg.to_dict())))
+        assert again == cfg
+        assert again.fingerprint() == cfg.fingerprint()
+
+
+@pytest.mark.parametrize("bad", [
+    {"n_mels": 0}, {"sample_rate": -1}, {"hop_length": 0}, {"window_frames": -5}, {"n_fft": 0},
+    {"log_scale": "ln"}, {"norm_mean": (0.0,), "norm_std": ()},
+    {"norm_mean": (0.0, 0.0), "norm_std": (1.0, 1.0)},  # 3 channels need 3 values
+])
+def test_config_rejects_bad_values(bad: dict) -> None:
+    with pytest.raises(ValueError):
+        FeatureConfig(**bad)
+    with pytest.raises(ValueError):
+        FeatureConfig.from_dict({**CNN_FEATURES.to_dict(), **bad})
+
+
+def test_from_dict_rejects_unknown_settings() -> None:
+    with pytest.raises(ValueError, match="unknown"):
+        FeatureConfig.from_dict({**CNN_FEATURES.to_dict(), "fmax": 8000})
+
+
+def test_fingerprint_changes_with_every_setting() -> None:
+    base = CNN_FEATURES
+    changed = [
+        dataclasses.replace(base, sample_rate=16000), dataclasses.replace(base, n_fft=1024),
+        dataclasses.replace(base, hop_length=256), dataclasses.replace(base, n_mels=96),
+        dataclasses.replace(base, window_frames=64), dataclasses.replace(base, log_scale="log10p"),
+        dataclasses.replace(base, deltas=False), base.with_normalisation(np.zeros(3), np.ones(3)),
+    ]
+    prints = {c.fingerprint() for c in changed}
+    assert len(prints) == len(changed)
+    assert base.fingerprint() not in prints
+    assert FeatureConfig().fingerprint() == base.fingerprint()  # stable
+
+
+def test_normalisation_is_applied(song30) -> None:
+    x = song30[22050][: 22050 * 7]
+    raw, _ = extract_windows(x, CNN_FEATURES)
+    mean, std = np.array([-20.0, 0.5, -0.1]), np.array([15.0, 2.0, 0.5])
+    cfg = CNN_FEATURES.with_normalisation(mean, std)
+    norm, _ = extract_windows(x, cfg)
+    np.testing.assert_allclose(norm, (raw - mean.astype(np.float32)) / std.astype(np.float32), rtol=1e-5, atol=1e-5)
+    # Statistics computed from the windows standardise them.
+    stats = raw.reshape(-1, 3)
+    own = CNN_FEATURES.with_normalisation(stats.mean(axis=0), stats.std(axis=0))
+    z = cut_windows(log_mel(x, own), own, window_starts(log_mel(x, own).shape[-1], own)).reshape(-1, 3)
+    np.testing.assert_allclose(z.mean(axis=0), 0.0, atol=1e-3)
+    np.testing.assert_allclose(z.std(axis=0), 1.0, atol=1e-3)
+
+
+def test_with_normalisation_floors_std() -> None:
+    cfg = CNN_FEATURES.with_normalisation(np.zeros(3), np.zeros(3))
+    assert min(cfg.norm_std) > 0
+
+
+def test_save_load_windows_round_trip(tmp_path: Path) -> None:
+    x = synth_music(4.0, 22050, seed=4)
+    windows, _ = extract_windows(x, TINY_FEATURES)
+    path = tmp_path / "w.npz"
+    save_windows(path, windows, TINY_FEATURES)
+    np.testing.assert_array_equal(load_windows(path, TINY_FEATURES), windows)
+
+
+def test_load_windows_restandardises_for_other_statistics(tmp_path: Path) -> None:
+    x = synth_music(4.0, 22050, seed=5)
+    old = TINY_FEATURES
+    new = TINY_FEATURES.with_normalisation(np.array([-10.0, 1.0, 0.0]), np.array([5.0, 1.0, 2.0]))
+    unnorm = dataclasses.replace(TINY_FEATURES, norm_mean=(), norm_std=())
+    save_windows(tmp_path / "w.npz", extract_windows(x, old)[0], old)
+    np.testing.assert_allclose(load_windows(tmp_path / "w.npz", new), extract_windows(x, new)[0], atol=1e-4)
+    np.testing.assert_allclose(load_windows(tmp_path / "w.npz", unnorm), extract_windows(x, unnorm)[0], atol=1e-3)
+
+
+def test_load_windows_refuses_other_settings(tmp_path: Path) -> None:
+    x = synth_music(4.0, 22050, seed=6)
+    path = tmp_path / "w.npz"
+    save_windows(path, extract_windows(x, TINY_FEATURES)[0], TINY_FEATURES)
+    for other in (CNN_FEATURES, dataclasses.replace(TINY_FEATURES, hop_length=256),
+                  dataclasses.replace(TINY_FEATURES, n_mels=40)):
+        with pytest.raises(DatasetError, match="other feature settings"):
+            load_windows(path, other)
+
+
+def test_load_windows_refuses_wrong_shape(tmp_path: Path) -> None:
+    path = tmp_path / "w.npz"
+    save_windows(path, np.zeros((2, 10, 10, 3), np.float32), TINY_FEATURES)
+    with pytest.raises(DatasetError, match="shape"):
+        load_windows(path, TINY_FEATURES)
+
+
+def test_load_windows_refuses_non_window_files(tmp_path: Path) -> None:
+    plain = tmp_path / "plain.npz"
+    np.savez(plain, something=np.zeros(3))
+    with pytest.raises(DatasetError):
+        load_windows(plain, TINY_FEATURES)
+    text = tmp_path / "text.npz"
+    text.write_text("not numpy")
+    with pytest.raises(DatasetError):
+        load_windows(text, TINY_FEATURES)
+
+
+def test_load_windows_truncated_file_is_dataset_error(tmp_path: Path) -> None:
+    path = tmp_path / "w.npz"
+    save_windows(path, extract_windows(synth_music(4.0, 22050, seed=7), TINY_FEATURES)[0], TINY_FEATURES)
+    data = path.read_bytes()
+    path.write_bytes(data[: len(data) // 2])
+    with pytest.raises(DatasetError):
+        load_windows(path, TINY_FEATURES)
