@@ -8,7 +8,7 @@ import sys
 from pathlib import Path
 from typing import Sequence
 
-from genre_model.config import DEFAULT_MODEL_DIR, MAX_AUDIO_SECONDS, TOP_K
+from genre_model.config import DEFAULT_MODEL_DIR, EXAMPLE_CLIP, MAX_AUDIO_SECONDS, TOP_K
 from genre_model.errors import GenreModelError
 
 
@@ -62,7 +62,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--confusion", type=Path, default=Path("confusion.png"), help="confusion-matrix PNG to write")
 
     p = sub.add_parser("predict", help="genre of audio files")
-    p.add_argument("files", nargs="+", type=Path)
+    p.add_argument("files", nargs="*", type=Path, help="audio files (default: the bundled example clip)")
     p.add_argument("--model", type=Path, default=DEFAULT_MODEL_DIR)
     p.add_argument("--json", action="store_true", help="one JSON object per file, one per line")
     p.add_argument("--image", type=Path, default=None,
@@ -140,7 +140,7 @@ def _predict(args: argparse.Namespace) -> int:
 
     clf = Classifier(args.model)
     failed = 0
-    for path in args.files:
+    for path in args.files or [EXAMPLE_CLIP]:
         try:
             pred = clf.predict(path, max_seconds=args.max_seconds)
         except GenreModelError as exc:
@@ -151,7 +151,7 @@ def _predict(args: argparse.Namespace) -> int:
                 print(f"{path}: {exc}", file=sys.stderr)
             continue
         if args.image:
-            out = args.image if len(args.files) == 1 else args.image.with_name(f"{args.image.stem}-{path.stem}.png")
+            out = args.image if len(args.files) <= 1 else args.image.with_name(f"{args.image.stem}-{path.stem}.png")
             plots.write(out, pred.image(clf.labels, path.name))
         if args.json:
             print(json.dumps(pred.to_json(str(path))), flush=True)
