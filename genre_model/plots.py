@@ -27,8 +27,17 @@ def genre_colour(index: int) -> str:
 def _png(fig: Figure, dpi: int = 100) -> bytes:
     buffer = io.BytesIO()
     FigureCanvasAgg(fig)
-    fig.savefig(buffer, format="png", dpi=dpi)
+    fig.savefig(buffer, format="png", dpi=dpi, pil_kwargs={"compress_level": 3})
     return buffer.getvalue()
+
+
+def _downsample_columns(image: np.ndarray, max_columns: int) -> np.ndarray:
+    """Max-pool time frames so the image has at most ``max_columns`` columns (what the PNG can show)."""
+    step = int(np.ceil(image.shape[1] / max_columns)) if image.shape[1] > max_columns else 1
+    if step == 1:
+        return image
+    usable = image.shape[1] // step * step
+    return image[:, :usable].reshape(image.shape[0], -1, step).max(axis=2)
 
 
 def prediction_image(
@@ -40,15 +49,20 @@ def prediction_image(
 ) -> bytes:
     """PNG of a log-mel spectrogram with the per-window genre timeline drawn under it.
 
-    ``timeline`` holds ``(start_s, end_s, genre, p)`` for each analysed window.
+    ``timeline`` holds ``(start_s, end_s, genre, p)`` for each analysed window; the
+    bar's opacity shows the window's confidence.
     """
-    fig = Figure(figsize=(8.0, 3.6), layout="constrained")
-    spec_ax, time_ax = fig.subplots(2, 1, sharex=True, height_ratios=(4, 1))
+    width, height = 8.0, 3.6
+    fig = Figure(figsize=(width, height))
+    spec_ax = fig.add_axes((0.08, 0.42, 0.9, 0.48))
+    time_ax = fig.add_axes((0.08, 0.24, 0.9, 0.1), sharex=spec_ax)
     duration = spectrogram.shape[1] * seconds_per_frame
-    lo, hi = np.percentile(spectrogram, [2, 99.5]) if spectrogram.size else (0.0, 1.0)
-    spec_ax.imshow(spectrogram, origin="lower", aspect="auto", cmap="magma", vmin=lo, vmax=hi,
+    shown = _downsample_columns(spectrogram, int(width * 100))
+    lo, hi = np.percentile(shown, [2, 99.5]) if shown.size else (0.0, 1.0)
+    spec_ax.imshow(shown, origin="lower", aspect="auto", cmap="magma", vmin=lo, vmax=hi,
                    extent=(0.0, duration, 0, spectrogram.shape[0]), interpolation="nearest")
     spec_ax.set_ylabel("mel band")
+    spec_ax.tick_params(labelbottom=False)
     spec_ax.set_title(title, fontsize=11, loc="left")
     index = {label: i for i, label in enumerate(labels)}
     seen: dict[str, int] = {}
@@ -63,8 +77,7 @@ def prediction_image(
     time_ax.set_xlim(0.0, max(duration, 1e-3))
     if seen:
         handles = [Patch(color=genre_colour(i), label=g) for g, i in sorted(seen.items(), key=lambda kv: kv[1])]
-        time_ax.legend(handles=handles, loc="upper center", bbox_to_anchor=(0.5, -0.9), ncol=min(5, len(handles)),
-                       frameon=False, fontsize=8)
+        fig.legend(handles=handles, loc="lower center", ncol=min(6, len(handles)), frameon=False, fontsize=8)
     return _png(fig)
 
 
