@@ -197,3 +197,54 @@ async def test_cooldown_limits_one_user(server, tmp_path):
         _, other = await ask_genre(server, data, user_id=OTHER_ID)
         assert first["embeds"] and other["embeds"]
         assert "try again in" in second["content"]
+
+
+def genre_folders(root, per_genre: int, seconds: float, seed0: int):
+    """Ten synthetic 'genres' that differ in pitch and tempo, as genre sub-folders."""
+    from genre_model.config import GENRES
+
+    for i, genre in enumerate(GENRES):
+        for j in range(per_genre):
+            samples = synth_music(seconds, SR, seed=seed0 + 100 * i + j, f0=110.0 * 1.25 ** i, bpm=70 + 9 * i)
+            encode(samples, root / genre / f"{genre}.{seed0 + j:05d}.wav", SR, "wav")
+    return root
+
+
+async def test_admin_retrain_promotes_or_refuses_and_pool_follows(server, tmp_path):
+    base = genre_folders(tmp_path / "base", 3, 4.0, 0)
+    holdout = genre_folders(tmp_path / "holdout", 1, 4.0, 50)
+    settings = make_settings(tmp_path, server, base_data=base, holdout_data=holdout, retrain_epochs=15)
+    async with running_bot(server, settings) as run:
+        live_before = run.bot.pool.model_version
+        handle = await server.send_slash_command("retrain", {}, user_id=ADMIN_ID)
+        final = await handle.wait_message(lambda m: (m.get("content") or "").startswith(("\N{WHITE HEAVY CHECK MARK}",
+                                          "\N{NO ENTRY}", "\N{CROSS MARK}")), timeout=400)
+        text = final["content"]
+        print("\n/retrain said:", text)
+        assert any("Retraining" in (e["message"].get("content") or "") for e in handle.edits), "progress was shown"
+        models = db_rows(settings, "SELECT version, is_live, metrics FROM models")
+        assert len(models) == 1, text
+        version, is_live, _ = models[0]
+        if text.startswith("\N{WHITE HEAVY CHECK MARK}"):
+            assert is_live == 1 and run.bot.pool.model_version == version != live_before
+            _, reply = await ask_genre(server, song_bytes(tmp_path, 5))
+            assert reply["embeds"][0]["footer"]["text"] == f"model {version}"
+        else:
+            assert text.startswith("\N{NO ENTRY}") and "worse" in text
+            assert is_live == 0 and run.bot.pool.model_version == live_before
+
+
+async def test_failed_retrain_leaves_live_model_serving(server, tmp_path):
+    broken = tmp_path / "broken"
+    (broken / "rock").mkdir(parents=True)
+    (broken / "rock" / "rock.00000.wav").write_bytes(b"RIFF....not really")
+    settings = make_settings(tmp_path, server, base_data=broken)
+    async with running_bot(server, settings) as run:
+        live_before = run.bot.pool.model_version
+        handle = await server.send_slash_command("retrain", {}, user_id=ADMIN_ID)
+        final = await handle.wait_message(lambda m: (m.get("content") or "").startswith("\N{CROSS MARK}"), timeout=300)
+        assert "Retrain failed" in final["content"] and live_before in final["content"]
+        assert run.bot.pool.model_version == live_before
+        assert db_rows(settings, "SELECT count(*) FROM models") == [(0,)]
+        _, ok = await ask_genre(server, song_bytes(tmp_path, 5))
+        assert ok["embeds"]
