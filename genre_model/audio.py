@@ -20,6 +20,8 @@ from genre_model.config import MAX_AUDIO_SECONDS, SILENCE_PEAK
 from genre_model.errors import AudioError
 
 NOT_AUDIO = "this file is not audio I can read"
+#: Temporary folders are named ``genre_model-<pid>-...`` so a killed process's can be found.
+TEMP_PREFIX = "genre_model-"
 
 
 def load_audio(
@@ -47,7 +49,7 @@ def load_audio(
             raise AudioError(f"no such file: {path.name}")
         if path.stat().st_size == 0:
             raise AudioError("the file is empty")
-    with tempfile.TemporaryDirectory(prefix="genre_model-") as tmp:
+    with tempfile.TemporaryDirectory(prefix=f"{TEMP_PREFIX}{os.getpid()}-") as tmp:
         # A neutral name makes pydub always hand the file to ffmpeg (which reads at most
         # max_seconds); by extension it would parse .wav itself, whole and without float support.
         neutral = Path(tmp) / "input"
@@ -99,3 +101,30 @@ def _to_mono_float(segment: AudioSegment) -> np.ndarray:
     channels = max(1, segment.channels)
     data = data[: data.size - data.size % channels].reshape(-1, channels)
     return data.mean(axis=1, dtype=np.float32)
+
+
+def remove_stale_temp_dirs() -> int:
+    """Delete temporary folders left by decoding processes that were killed; returns how many."""
+    import shutil
+
+    removed = 0
+    for folder in Path(tempfile.gettempdir()).glob(f"{TEMP_PREFIX}*-*"):
+        try:
+            pid = int(folder.name[len(TEMP_PREFIX):].split("-", 1)[0])
+        except ValueError:
+            continue
+        if _alive(pid):
+            continue
+        shutil.rmtree(folder, ignore_errors=True)
+        removed += 1
+    return removed
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
