@@ -102,29 +102,3 @@ def _to_mono_float(segment: AudioSegment) -> np.ndarray:
     data = data[: data.size - data.size % channels].reshape(-1, channels)
     return data.mean(axis=1, dtype=np.float32)
 
-
-def remove_stale_temp_dirs() -> int:
-    """Delete temporary folders left by decoding processes that were killed; returns how many."""
-    import shutil
-
-    removed = 0
-    for folder in Path(tempfile.gettempdir()).glob(f"{TEMP_PREFIX}*-*"):
-        try:
-            pid = int(folder.name[len(TEMP_PREFIX):].split("-", 1)[0])
-        except ValueError:
-            continue
-        if _alive(pid):
-            continue
-        shutil.rmtree(folder, ignore_errors=True)
-        removed += 1
-    return removed
-
-
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True

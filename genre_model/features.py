@@ -17,6 +17,7 @@ Two presets exist:
 from __future__ import annotations
 
 import dataclasses
+import functools
 import hashlib
 import json
 import zipfile
@@ -24,7 +25,6 @@ import zlib
 from pathlib import Path
 from typing import Any
 
-import librosa
 import numpy as np
 
 from genre_model.errors import AudioError, DatasetError
@@ -113,6 +113,45 @@ MUSICNN_FEATURES = FeatureConfig(
 )
 
 
+@functools.lru_cache(maxsize=8)
+def mel_filterbank(sample_rate: int, n_fft: int, n_mels: int) -> np.ndarray:
+    """Slaney-style mel filters ``(n_mels, 1 + n_fft // 2)``, equal to ``librosa.filters.mel``'s defaults."""
+    def hz_to_mel(hz: np.ndarray) -> np.ndarray:
+        hz = np.asarray(hz, dtype=np.float64)
+        linear = hz / (200.0 / 3)
+        log_part = 15.0 + np.log(np.maximum(hz, 1e-10) / 1000.0) / (np.log(6.4) / 27.0)
+        return np.where(hz >= 1000.0, log_part, linear)
+
+    def mel_to_hz(mel: np.ndarray) -> np.ndarray:
+        linear = (200.0 / 3) * mel
+        log_part = 1000.0 * np.exp((np.log(6.4) / 27.0) * (mel - 15.0))
+        return np.where(mel >= 15.0, log_part, linear)
+
+    fft_freqs = np.fft.rfftfreq(n_fft, 1.0 / sample_rate)
+    mel_f = mel_to_hz(np.linspace(hz_to_mel(0.0), hz_to_mel(sample_rate / 2.0), n_mels + 2))
+    fdiff = np.diff(mel_f)
+    ramps = mel_f[:, None] - fft_freqs[None, :]
+    lower = -ramps[:-2] / fdiff[:-1, None]
+    upper = ramps[2:] / fdiff[1:, None]
+    weights = np.maximum(0.0, np.minimum(lower, upper))
+    weights *= (2.0 / (mel_f[2:] - mel_f[:-2]))[:, None]
+    return weights.astype(np.float32)
+
+
+def power_spectrogram(samples: np.ndarray, n_fft: int, hop_length: int) -> np.ndarray:
+    """|STFT|^2 ``(1 + n_fft // 2, frames)`` with a periodic Hann window and centred, zero-padded frames.
+
+    The same numbers as ``librosa.stft`` (librosa >= 0.10 defaults), computed with numpy
+    only: librosa's own path initialises numba/LLVM, about 200 MB in every worker process.
+    """
+    padded = np.pad(samples.astype(np.float32, copy=False), n_fft // 2, mode="constant")
+    n_frames = 1 + (padded.size - n_fft) // hop_length
+    frames = np.lib.stride_tricks.sliding_window_view(padded, n_fft)[::hop_length][:n_frames]
+    window = (0.5 - 0.5 * np.cos(2.0 * np.pi * np.arange(n_fft) / n_fft)).astype(np.float32)
+    spectrum = np.fft.rfft(frames * window, axis=1)
+    return (spectrum.real ** 2 + spectrum.imag ** 2).astype(np.float32).T
+
+
 def log_mel(samples: np.ndarray, config: FeatureConfig) -> np.ndarray:
     """Log-mel spectrogram, shape ``(channels, n_mels, frames)``, float32, not yet standardised."""
     if samples.ndim != 1:
@@ -120,19 +159,20 @@ def log_mel(samples: np.ndarray, config: FeatureConfig) -> np.ndarray:
     if samples.size < config.min_samples:
         have = samples.size / config.sample_rate
         raise AudioError(f"clip is {have:.1f} s; I need at least {config.window_seconds:.0f} s")
-    power = librosa.feature.melspectrogram(
-        y=samples.astype(np.float32, copy=False), sr=config.sample_rate, n_fft=config.n_fft,
-        hop_length=config.hop_length, n_mels=config.n_mels,
-    ).astype(np.float32)
-    if config.log_scale == "db":
-        mel = librosa.power_to_db(power, ref=1.0, amin=1e-10, top_db=None).astype(np.float32)
+    power = mel_filterbank(config.sample_rate, config.n_fft, config.n_mels) @ power_spectrogram(
+        samples, config.n_fft, config.hop_length)
+    if config.log_scale == "db":  # librosa.power_to_db(power, ref=1.0, amin=1e-10, top_db=None)
+        mel = (10.0 * np.log10(np.maximum(power, 1e-10))).astype(np.float32)
     else:
         mel = np.log10(10000.0 * power + 1.0, dtype=np.float32)
     channels = [mel]
-    if config.deltas:
+    if config.deltas:  # librosa.feature.delta is this Savitzky-Golay filter
+        from scipy.signal import savgol_filter
+
         width = min(9, mel.shape[1] if mel.shape[1] % 2 else mel.shape[1] - 1)
-        channels.append(librosa.feature.delta(mel, width=width, order=1, mode="nearest").astype(np.float32))
-        channels.append(librosa.feature.delta(mel, width=width, order=2, mode="nearest").astype(np.float32))
+        for order in (1, 2):
+            channels.append(savgol_filter(mel, width, polyorder=order, deriv=order, axis=-1,
+                                          mode="nearest").astype(np.float32))
     return np.stack(channels)
 
 

@@ -141,8 +141,12 @@ class Classifier:
         return self.info.version
 
     def embed(self, windows: np.ndarray) -> np.ndarray:
-        """Embeddings of model-input windows ``(n, mels, frames, ch)``."""
-        return self._embedder(windows)
+        """Embeddings of model-input windows ``(n, mels, frames, ch)``, one window per call.
+
+        LiteRT keeps its working memory at the largest batch it has seen (about 10 MB a
+        window for musicnn); a fixed batch of one bounds it and costs no speed on the CPU.
+        """
+        return np.concatenate([self._embedder(windows[i:i + 1]) for i in range(len(windows))])
 
     def logits(self, embeddings: np.ndarray) -> np.ndarray:
         """Uncalibrated head logits of embeddings ``(m, d)``."""

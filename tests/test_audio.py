@@ -213,21 +213,3 @@ def test_bad_arguments_are_value_errors(make_tone) -> None:
     with pytest.raises(ValueError):
         load_audio(path, SR_OUT, max_seconds=0)
 
-
-def test_stale_temp_dirs_of_dead_processes_are_removed(tmp_path, monkeypatch):
-    import os
-    import subprocess
-    import sys
-    import tempfile
-
-    from genre_model.audio import TEMP_PREFIX, remove_stale_temp_dirs
-
-    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path))
-    dead = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True)
-    stale = tmp_path / f"{TEMP_PREFIX}{int(dead.stdout)}-x"
-    live = tmp_path / f"{TEMP_PREFIX}{os.getpid()}-y"
-    other = tmp_path / "unrelated-dir"
-    for folder in (stale, live, other):
-        folder.mkdir()
-    assert remove_stale_temp_dirs() == 1
-    assert not stale.exists() and live.exists() and other.exists()

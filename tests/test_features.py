@@ -220,3 +220,26 @@ def test_load_windows_truncated_file_is_dataset_error(tmp_path: Path) -> None:
     path.write_bytes(data[: len(data) // 2])
     with pytest.raises(DatasetError):
         load_windows(path, TINY_FEATURES)
+
+
+@pytest.mark.parametrize("config", [CNN_FEATURES, MUSICNN_FEATURES], ids=["cnn", "musicnn"])
+def test_log_mel_equals_librosa(config):
+    """The numpy front end computes what librosa computes (it only avoids librosa's numba start-up cost)."""
+    import librosa
+
+    rng = np.random.default_rng(3)
+    t = np.arange(int(4.0 * config.sample_rate)) / config.sample_rate
+    y = (0.3 * np.sin(2 * np.pi * 440 * t) + 0.05 * rng.standard_normal(t.size)).astype(np.float32)
+    power = librosa.feature.melspectrogram(y=y, sr=config.sample_rate, n_fft=config.n_fft,
+                                           hop_length=config.hop_length, n_mels=config.n_mels)
+    if config.log_scale == "db":
+        expected = librosa.power_to_db(power, ref=1.0, amin=1e-10, top_db=None)
+    else:
+        expected = np.log10(10000.0 * power + 1.0)
+    ours = log_mel(y, config)
+    np.testing.assert_allclose(ours[0], expected, rtol=1e-4, atol=1e-3)
+    if config.deltas:
+        np.testing.assert_allclose(ours[1], librosa.feature.delta(ours[0], width=9, order=1, mode="nearest"),
+                                   atol=1e-4)
+        np.testing.assert_allclose(ours[2], librosa.feature.delta(ours[0], width=9, order=2, mode="nearest"),
+                                   atol=1e-4)
