@@ -61,8 +61,14 @@ async def run_bot(settings: Settings) -> None:
                                                         asyncio.ensure_future(bot.close())))
         except NotImplementedError:  # not on Windows' default loop
             pass
-    async with bot:
-        await bot.start(settings.token)
+    try:
+        async with bot:
+            await bot.start(settings.token)
+    finally:
+        # discord.py's __aexit__ waits only for its own half of a close already under way (the
+        # signal handler's); without this, asyncio.run cancels our half and the open database
+        # thread keeps the process alive forever after SIGTERM.
+        await bot.close()
 
 
 async def export_corrections(settings: Settings, out_dir: Path) -> int:

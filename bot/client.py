@@ -64,6 +64,7 @@ class GenreBot(commands.Bot):
 
     def __init__(self, settings: Settings, **options) -> None:
         intents = discord.Intents.default()  # slash commands + reactions need no privileged intents
+        options.setdefault("allowed_mentions", discord.AllowedMentions.none())  # file names may say "@everyone"
         super().__init__(command_prefix=commands.when_mentioned, intents=intents, help_command=None, **options)
         self.settings = settings
         self.storage: Storage | None = None
@@ -83,7 +84,7 @@ class GenreBot(commands.Bot):
                 model_dir = s.data_dir / live.path
             except ArtifactError as exc:
                 log.error("live model %s is unusable (%s); serving %s instead", live.version, exc, model_dir)
-        self.pool = InferencePool(model_dir, s.workers, s.queue_limit, s.inference_timeout)
+        self.pool = InferencePool(model_dir, s.workers, s.queue_limit, s.inference_timeout, tmp_dir=s.data_dir / "tmp")
         await self.pool.start()
         log.info("serving model %s from %s with %d workers", self.pool.model_version, model_dir, s.workers)
         for cog in COGS:

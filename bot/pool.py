@@ -10,8 +10,10 @@ without a restart (new workers warm up first, old ones finish their work).
 from __future__ import annotations
 
 import asyncio
+import itertools
 import logging
 import multiprocessing
+import shutil
 from concurrent.futures import ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
 from pathlib import Path
@@ -26,8 +28,13 @@ log = logging.getLogger(__name__)
 class InferencePool:
     """Bounded, self-healing pool of model workers."""
 
-    def __init__(self, model_dir: Path, workers: int, max_queue: int, timeout: float, cpu_count: int | None = None):
+    def __init__(self, model_dir: Path, workers: int, max_queue: int, timeout: float, cpu_count: int | None = None,
+                 tmp_dir: Path | None = None):
         self.model_dir = Path(model_dir)
+        #: Workers' scratch files (a copy of each upload while ffmpeg reads it), one sub-folder per
+        #: executor, removed with it: a killed worker must not leave a user's audio behind.
+        self.tmp_dir = Path(tmp_dir) if tmp_dir else None
+        self._tmp_ids = itertools.count()
         self.workers = workers
         self.max_queue = max_queue
         self.timeout = timeout
@@ -51,13 +58,20 @@ class InferencePool:
     async def start(self) -> None:
         """Check the model (cheaply, in this process) and bring up warmed workers."""
         info = load_info(self.model_dir)  # raises ArtifactError with a clear line
+        if self.tmp_dir is not None:  # left over from a run that was killed
+            await asyncio.to_thread(shutil.rmtree, self.tmp_dir, True)
         self._executor = await self._spawn(self.model_dir)
         self.model_version = info.version
 
     async def _spawn(self, model_dir: Path) -> ProcessPoolExecutor:
+        scratch = None
+        if self.tmp_dir is not None:
+            scratch = self.tmp_dir / str(next(self._tmp_ids))
+            scratch.mkdir(parents=True, exist_ok=True)
         executor = ProcessPoolExecutor(
             max_workers=self.workers, mp_context=multiprocessing.get_context("spawn"),
-            initializer=worker.init_worker, initargs=(str(model_dir), self.threads))
+            initializer=worker.init_worker, initargs=(str(model_dir), self.threads, str(scratch) if scratch else None))
+        executor._genrebot_scratch = scratch  # type: ignore[attr-defined]
         loop = asyncio.get_running_loop()
         try:
             await asyncio.gather(*(loop.run_in_executor(executor, worker.ping) for _ in range(self.workers)))
@@ -106,6 +120,7 @@ class InferencePool:
             self.model_dir, self.model_version = Path(model_dir), info.version
         if old is not None:
             await asyncio.to_thread(old.shutdown, wait=True)
+            _remove_scratch(old)
         return info.version
 
     async def worker_pids(self) -> list[int]:
@@ -117,6 +132,7 @@ class InferencePool:
         executor, self._executor = self._executor, None
         if executor is not None:
             await asyncio.to_thread(executor.shutdown, wait=True, cancel_futures=True)
+            _remove_scratch(executor)
 
 
 def _shutdown(executor: ProcessPoolExecutor, kill: bool) -> None:
@@ -124,3 +140,10 @@ def _shutdown(executor: ProcessPoolExecutor, kill: bool) -> None:
         for process in list((executor._processes or {}).values()):
             process.kill()
     executor.shutdown(wait=False, cancel_futures=True)
+    _remove_scratch(executor)
+
+
+def _remove_scratch(executor: ProcessPoolExecutor) -> None:
+    scratch = getattr(executor, "_genrebot_scratch", None)
+    if scratch is not None:
+        shutil.rmtree(scratch, ignore_errors=True)

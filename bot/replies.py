@@ -50,7 +50,9 @@ def prediction_embed(*, file_name: str, genre: str, confidence: float, top_k: li
 def error_text(problem: str) -> str:
     """A short, friendly failure reply."""
     problem = problem.rstrip(".")
-    return f"\N{WARNING SIGN} Sorry, I couldn't classify that: {problem[:1].lower() + problem[1:]}."
+    if not problem.startswith(("I ", "I'")):
+        problem = problem[:1].lower() + problem[1:]
+    return f"\N{WARNING SIGN} Sorry, I couldn't classify that: {problem}."
 
 
 def mb(n_bytes: int) -> str:

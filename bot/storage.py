@@ -48,6 +48,7 @@ log = logging.getLogger(__name__)
 
 VOTES = frozenset({"right", "wrong"})
 WINDOWS_DIR = "windows"
+AUDIO_DIR = "audio"
 MANIFEST_NAME = "MANIFEST.csv"
 MANIFEST_HEADER = ("path", "genre", "group", "source")
 
@@ -601,13 +602,11 @@ class Storage:
         feedback row removed, including other users' votes on the deleted predictions.
         """
         async with self._transaction() as db:
-            files = [
-                self.data_dir / row[0]
-                for row in await db.execute_fetchall(
-                    "SELECT windows_path FROM predictions WHERE user_id = ? AND windows_path IS NOT NULL",
-                    (user_id,),
-                )
-            ]
+            rows = await db.execute_fetchall("SELECT id, windows_path FROM predictions WHERE user_id = ?", (user_id,))
+            files = [self.data_dir / path for _, path in rows if path is not None]
+            audio = self.data_dir / AUDIO_DIR  # uploads kept with GENREBOT_KEEP_AUDIO=1, named by id
+            if audio.is_dir():
+                files += [p for pid, _ in rows for p in audio.glob(f"{pid}.*")]
             (n_votes,) = (
                 await db.execute_fetchall(
                     "SELECT count(*) FROM feedback WHERE user_id = ?"

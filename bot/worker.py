@@ -10,6 +10,9 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import os
+import tempfile
+import threading
+import time
 
 import numpy as np
 
@@ -38,11 +41,21 @@ class ClassifyResult:
         return self.probabilities[self.genre]
 
 
-def init_worker(model_dir: str, threads: int) -> None:
+def init_worker(model_dir: str, threads: int, tmp_dir: str | None = None) -> None:
     """Pool initializer: load the model once per process."""
     global _classifier
     os.environ.setdefault("OMP_NUM_THREADS", str(threads))
+    if tmp_dir:  # decoder scratch files go where the pool can clean up after a killed worker
+        tempfile.tempdir = tmp_dir
+    threading.Thread(target=_exit_with_parent, args=(os.getppid(),), name="parent-watch", daemon=True).start()
     _classifier = Classifier(model_dir, num_threads=threads)
+
+
+def _exit_with_parent(parent: int) -> None:
+    """A SIGKILLed bot cannot stop its workers; they notice and leave on their own."""
+    while os.getppid() == parent:
+        time.sleep(1.0)
+    os._exit(0)
 
 
 def ping() -> str:

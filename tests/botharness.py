@@ -115,3 +115,16 @@ class BotProcess:
         code = await asyncio.wait_for(self.process.wait(), timeout)
         self._log.close()
         return code
+
+
+class RecordingServer(FakeDiscordServer):
+    """The fake server, also recording attachment downloads (its request log skips ``/attachments/``)."""
+
+    def __init__(self, **kwargs) -> None:
+        super().__init__(**kwargs)
+        self.downloads: list[int] = []
+
+    async def _h_attachment(self, request):  # type: ignore[override]
+        with contextlib.suppress(ValueError):
+            self.downloads.append(int(request.match_info["attachment_id"]))
+        return await super()._h_attachment(request)

@@ -30,6 +30,7 @@ log = logging.getLogger(__name__)
 #: Content types that can carry audio; anything else is refused before download.
 _MEDIA_PREFIXES = ("audio/", "video/")
 _ALSO_OK = {"application/ogg", "application/octet-stream", "application/x-flac"}
+BUSY = "\N{HOURGLASS} I'm busy with other songs right now; please try again in a minute."
 
 
 def refusal(attachment: discord.Attachment, max_bytes: int) -> str | None:
@@ -92,8 +93,7 @@ class GenreCog(commands.Cog):
             await interaction.response.send_message(replies.error_text(problem), ephemeral=True)
             return
         if self.bot.pool.full:
-            await interaction.response.send_message(
-                "\N{HOURGLASS} I'm busy with other songs right now; please try again in a minute.", ephemeral=True)
+            await interaction.response.send_message(BUSY, ephemeral=True)
             return
         wait = self._retry_after(interaction.user.id)
         if wait:
@@ -109,10 +109,15 @@ class GenreCog(commands.Cog):
             result = await self.bot.pool.classify(data, name, settings.max_audio_seconds)
         except (asyncio.TimeoutError, aiohttp.ClientError, discord.HTTPException, OSError) as exc:
             log.info("download of %s failed: %r", name, exc)
+            self._buckets.pop(interaction.user.id, None)  # no work was done: "try again" must mean now
             status = f" (HTTP {exc.status})" if isinstance(exc, discord.HTTPException) else ""
             await self._fail(interaction, f"I couldn't download **{name}**{status}; please try again")
             return
-        except (AudioError, QueueFull, InferenceFailed) as exc:
+        except QueueFull:  # filled up while this file downloaded
+            self._buckets.pop(interaction.user.id, None)
+            await self._send_followup(interaction, BUSY)
+            return
+        except (AudioError, InferenceFailed) as exc:
             await self._fail(interaction, str(exc))
             return
         prediction_id = await self.bot.storage.record_prediction(
@@ -137,8 +142,11 @@ class GenreCog(commands.Cog):
                 log.info("could not add reaction: %s", exc)
 
     async def _fail(self, interaction: discord.Interaction, problem: str) -> None:
+        await self._send_followup(interaction, replies.error_text(problem))
+
+    async def _send_followup(self, interaction: discord.Interaction, text: str) -> None:
         try:
-            await interaction.followup.send(replies.error_text(problem), ephemeral=True)
+            await interaction.followup.send(text, ephemeral=True)
         except discord.HTTPException as exc:
             log.warning("could not send an error reply: %s", exc)
 
