@@ -19,6 +19,8 @@ from bot.storage import Storage
 log = logging.getLogger(__name__)
 
 COGS = ("bot.cogs.genre", "bot.cogs.feedback", "bot.cogs.admin")
+#: How long shutdown waits for requests already being classified.
+DRAIN_SECONDS = 20.0
 
 
 def point_discord_at(api_base: str | None, gateway_url: str | None) -> None:
@@ -71,6 +73,8 @@ class GenreBot(commands.Bot):
         self.pool: InferencePool | None = None
         self.lag = LoopLagMonitor()
         self.accepting = True
+        #: /genre requests being handled now; shutdown waits (a while) for them to finish.
+        self.inflight = 0
         self._close_lock = asyncio.Lock()
 
     async def setup_hook(self) -> None:
@@ -84,7 +88,7 @@ class GenreBot(commands.Bot):
                 model_dir = s.data_dir / live.path
             except ArtifactError as exc:
                 log.error("live model %s is unusable (%s); serving %s instead", live.version, exc, model_dir)
-        self.pool = InferencePool(model_dir, s.workers, s.queue_limit, s.inference_timeout, tmp_dir=s.data_dir / "tmp")
+        self.pool = InferencePool(model_dir, s.workers, s.queue_limit, s.inference_timeout, s.data_dir / "tmp")
         await self.pool.start()
         log.info("serving model %s from %s with %d workers", self.pool.model_version, model_dir, s.workers)
         for cog in COGS:
@@ -116,6 +120,11 @@ class GenreBot(commands.Bot):
         if self.accepting:
             self.accepting = False
             log.info("shutting down; worst event-loop stall %.0f ms", self.lag.max_lag * 1000)
+            deadline = time.monotonic() + DRAIN_SECONDS
+            while self.inflight and time.monotonic() < deadline:
+                await asyncio.sleep(0.1)
+            if self.inflight:
+                log.warning("%d requests still running at shutdown are cancelled", self.inflight)
         self.lag.stop()
         await super().close()
         async with self._close_lock:

@@ -41,12 +41,11 @@ class ClassifyResult:
         return self.probabilities[self.genre]
 
 
-def init_worker(model_dir: str, threads: int, tmp_dir: str | None = None) -> None:
+def init_worker(model_dir: str, threads: int, tmp_dir: str) -> None:
     """Pool initializer: load the model once per process."""
     global _classifier
     os.environ.setdefault("OMP_NUM_THREADS", str(threads))
-    if tmp_dir:  # decoder scratch files go where the pool can clean up after a killed worker
-        tempfile.tempdir = tmp_dir
+    tempfile.tempdir = tmp_dir  # decoder scratch files go where the pool cleans up after a killed worker
     threading.Thread(target=_exit_with_parent, args=(os.getppid(),), name="parent-watch", daemon=True).start()
     _classifier = Classifier(model_dir, num_threads=threads)
 

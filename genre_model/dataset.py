@@ -9,13 +9,13 @@ from __future__ import annotations
 
 import csv
 import dataclasses
-import hashlib
 from collections import defaultdict
 from pathlib import Path
 from typing import Iterable, Sequence
 
 import numpy as np
 
+from genre_model.artifact import sha256
 from genre_model.config import AUDIO_EXTENSIONS, WINDOWS_EXTENSION
 from genre_model.errors import DatasetError
 
@@ -132,7 +132,7 @@ def merge_near_duplicates(tracks: Iterable[Track]) -> list[Track]:
     by_hash = defaultdict(list)
     for t in tracks:
         by_id[track_id(t.path)].append(t.group)
-        by_hash[_file_digest(t.path)].append(t.group)
+        by_hash[sha256(t.path)].append(t.group)
     for dupes in KNOWN_NEAR_DUPLICATES:
         groups = [g for tid in dupes for g in by_id.get(tid, [])]
         for g in groups[1:]:
@@ -141,14 +141,6 @@ def merge_near_duplicates(tracks: Iterable[Track]) -> list[Track]:
         for g in groups[1:]:
             union(groups[0], g)
     return [dataclasses.replace(t, group=find(t.group)) for t in tracks]
-
-
-def _file_digest(path: Path) -> str:
-    digest = hashlib.sha256()
-    with path.open("rb") as handle:
-        for block in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 def split_tracks(tracks: Sequence[Track], val_fraction: float, seed: int) -> tuple[list[Track], list[Track]]:

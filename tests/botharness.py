@@ -32,6 +32,17 @@ def make_settings(tmp: Path, server: FakeDiscordServer, **overrides) -> Settings
     return Settings(**values)
 
 
+@contextlib.asynccontextmanager
+async def fake_discord() -> AsyncIterator[FakeDiscordServer]:
+    """A started fake Discord server whose default user is USER_ID."""
+    srv = FakeDiscordServer(default_user_id=USER_ID)
+    await srv.start()
+    try:
+        yield srv
+    finally:
+        await srv.stop()
+
+
 @dataclasses.dataclass
 class Running:
     bot: GenreBot

@@ -19,6 +19,7 @@ from typing import Callable
 
 import numpy as np
 import pytest
+import pytest_asyncio
 
 REPO = Path(__file__).resolve().parents[1]
 if str(REPO) not in sys.path:
@@ -171,3 +172,12 @@ def run_python(args: list[str], *, cwd: Path, timeout: float = 120.0) -> subproc
     env.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
     return subprocess.run([sys.executable, *args], cwd=cwd, env=env, capture_output=True, text=True,
                           timeout=timeout)
+
+
+@pytest_asyncio.fixture
+async def server():
+    """A fake Discord server on 127.0.0.1 (tests/fakediscord) for the bot tests."""
+    from botharness import fake_discord
+
+    async with fake_discord() as srv:
+        yield srv

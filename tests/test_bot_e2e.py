@@ -11,26 +11,14 @@ import sqlite3
 
 import numpy as np
 import pytest
-import pytest_asyncio
 from botharness import ADMIN_ID, OTHER_ID, USER_ID, make_settings, running_bot
 from conftest import encode, synth_music
-from fakediscord import FakeDiscordServer
 
 from bot import replies
 
 pytestmark = pytest.mark.slow
 
 SR = 22050
-
-
-@pytest_asyncio.fixture
-async def server():
-    srv = FakeDiscordServer(default_user_id=USER_ID)
-    await srv.start()
-    try:
-        yield srv
-    finally:
-        await srv.stop()
 
 
 def song_bytes(tmp_path, seconds=8.0, fmt="mp3", seed=0) -> bytes:

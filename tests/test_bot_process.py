@@ -15,24 +15,12 @@ import subprocess
 import sys
 
 import pytest
-import pytest_asyncio
 from botharness import USER_ID, BotProcess
 from conftest import encode, synth_music
-from fakediscord import FakeDiscordServer
 
 from bot import replies
 
 pytestmark = pytest.mark.slow
-
-
-@pytest_asyncio.fixture
-async def server():
-    srv = FakeDiscordServer(default_user_id=USER_ID)
-    await srv.start()
-    try:
-        yield srv
-    finally:
-        await srv.stop()
 
 
 def run_bot_sync(env: dict, cwd) -> subprocess.CompletedProcess:
@@ -135,3 +123,15 @@ async def test_votes_survive_sigkill_and_old_messages_still_count(server, tmp_pa
         assert all(after[u] == v for u, v in acknowledged.items())
     finally:
         assert await bot.stop() == 0
+
+
+async def test_sigterm_lets_a_running_request_finish(server, tmp_path):
+    song = encode(synth_music(20.0, 22050, seed=9), tmp_path / "song.mp3", 22050, "mp3").read_bytes()
+    bot = await BotProcess(server, tmp_path / "run").start()
+    att = server.add_attachment("song.mp3", song, "audio/mpeg")
+    handle = await server.send_slash_command("genre", {"file": att})
+    await handle.wait_callback(timeout=20)  # deferred: the request is being handled
+    code = await bot.stop(signal.SIGTERM)
+    assert code == 0
+    reply = await handle.wait_message(lambda m: m.get("embeds") or m.get("content"), timeout=5)
+    assert reply.get("embeds"), reply

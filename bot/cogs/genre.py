@@ -84,6 +84,13 @@ class GenreCog(commands.Cog):
 
     async def classify(self, interaction: discord.Interaction, attachment: discord.Attachment) -> None:
         """The whole /genre story: check, defer, download, classify, store, reply."""
+        self.bot.inflight += 1
+        try:
+            await self._classify(interaction, attachment)
+        finally:
+            self.bot.inflight -= 1
+
+    async def _classify(self, interaction: discord.Interaction, attachment: discord.Attachment) -> None:
         settings = self.bot.settings
         if not self.bot.accepting:
             await interaction.response.send_message("I'm restarting; please try again in a minute.", ephemeral=True)
