@@ -22,12 +22,6 @@ plus the process RSS after loading the classifier (psutil). Times use
 Targets (2 cores, excluding process start): end-to-end **< 0.35 s for a 30 s clip**
 and **< 1.0 s for a 3-minute song**.
 
-If the model directory does not exist (the default model is not trained yet), the
-benchmark says so and, by default, builds a throwaway *untrained* full-size CNN
-artifact (``--fallback cnn``: same network and features as ``--arch cnn``, so the same
-compute; a musicnn model will differ) in a subprocess, so this process never imports
-TensorFlow and its RSS stays that of a serving worker. ``--fallback tiny`` builds a
-very small model instead; ``--fallback none`` just exits.
 """
 
 from __future__ import annotations
@@ -36,7 +30,6 @@ import argparse
 import json
 import os
 import statistics
-import subprocess
 import sys
 import tempfile
 import time
@@ -53,31 +46,6 @@ from genre_model.config import DEFAULT_MODEL_DIR, MAX_AUDIO_SECONDS, MAX_WINDOWS
 
 TARGETS = {30.0: 0.35, 180.0: 1.0}  # clip seconds -> end-to-end target (s)
 STAGES = ("decode", "features", "inference", "image", "total")
-
-_BUILD_FALLBACK = r"""
-import sys
-import numpy as np
-import keras
-from genre_model.artifact import save_artifact
-from genre_model.config import GENRES
-from genre_model.features import CNN_FEATURES, FeatureConfig
-from genre_model.model import build_cnn, split_cnn
-
-kind, out = sys.argv[1], sys.argv[2]
-keras.utils.set_random_seed(0)
-if kind == "tiny":
-    features = FeatureConfig(n_fft=1024, n_mels=32, window_frames=32).with_normalisation(
-        np.array([-30.0, 0.0, 0.0]), np.array([20.0, 1.5, 1.0]))
-    model = build_cnn(features, len(GENRES), filters=(4, 8), embedding_dim=16)
-else:
-    features = CNN_FEATURES.with_normalisation(np.array([-30.0, 0.0, 0.0]), np.array([20.0, 1.5, 1.0]))
-    model = build_cnn(features, len(GENRES))
-embedder, head = split_cnn(model)
-save_artifact(out, embedder=embedder, head=head, arch="cnn", labels=GENRES, features=features,
-              temperature=1.0, training={"note": "untrained benchmark stand-in"}, metrics={},
-              version=f"bench-{kind}-untrained")
-"""
-
 
 def synth_music(seconds: float, sr: int, seed: int = 0) -> np.ndarray:
     """Stereo float32 ``(n, 2)``: a triad with harmonics, a kick on every beat, a little noise."""
@@ -104,17 +72,6 @@ def write_mp3(path: Path, seconds: float, seed: int) -> Path:
     AudioSegment(data=pcm, sample_width=2, frame_rate=sr, channels=2).export(
         str(path), format="mp3", bitrate="192k").close()
     return path
-
-
-def build_fallback(kind: str, out: Path) -> Path:
-    env = dict(os.environ, PYTHONPATH=os.pathsep.join(filter(None, [str(REPO), os.environ.get("PYTHONPATH")])),
-               TF_CPP_MIN_LOG_LEVEL="3")
-    done = subprocess.run([sys.executable, "-c", _BUILD_FALLBACK, kind, str(out)], env=env,
-                          capture_output=True, text=True)
-    if done.returncode != 0:
-        sys.stderr.write(done.stderr)
-        raise SystemExit(f"bench_predict: could not build the {kind} stand-in model (see above)")
-    return out
 
 
 def median_time(fn: Callable[[], object], runs: int) -> float:
@@ -170,8 +127,6 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--runs", type=int, default=7, help="timed runs per stage, after one warm-up")
     parser.add_argument("--threads", type=int, default=None, help="LiteRT threads (default: the Classifier's)")
     parser.add_argument("--max-windows", type=int, default=MAX_WINDOWS)
-    parser.add_argument("--fallback", choices=("cnn", "tiny", "none"), default="cnn",
-                        help="what to benchmark when --model does not exist")
     parser.add_argument("--json", action="store_true", help="print one JSON object instead of a table")
     args = parser.parse_args(argv)
 
@@ -179,16 +134,11 @@ def main(argv: list[str] | None = None) -> int:
 
     with tempfile.TemporaryDirectory(prefix="bench_predict-") as tmp:
         tmp = Path(tmp)
-        model_dir, note = args.model, ""
+        model_dir = args.model
         if not (model_dir / "metadata.json").is_file():
-            if args.fallback == "none":
-                print(f"bench_predict: no model at {model_dir}. Train one (genre-model train ...) or pass --model DIR.",
-                      file=sys.stderr)
-                return 2
-            note = (f"no model at {model_dir}; benchmarking a throwaway UNTRAINED {args.fallback} model "
-                    f"(built with TensorFlow in a subprocess)")
-            print(f"bench_predict: {note}", file=sys.stderr)
-            model_dir = build_fallback(args.fallback, tmp / f"fallback-{args.fallback}")
+            print(f"bench_predict: no model at {model_dir}. Train one (genre-model train ...) or pass --model DIR.",
+                  file=sys.stderr)
+            return 2
 
         clips = args.file or [write_mp3(tmp / "clip-30s.mp3", 30.0, seed=1),
                               write_mp3(tmp / "song-3min.mp3", 180.0, seed=2)]
@@ -200,7 +150,7 @@ def main(argv: list[str] | None = None) -> int:
         rss_loaded = process.memory_info().rss
         results = [bench_clip(clf, Path(c), args.runs, args.max_windows) for c in clips]
         report = {
-            "model": str(model_dir), "model_version": clf.version, "arch": clf.info.arch, "note": note,
+            "model": str(model_dir), "model_version": clf.version, "arch": clf.info.arch,
             "input_shape": list(clf.info.features.input_shape), "runs": args.runs, "cpus": os.cpu_count(),
             "affinity_cpus": len(process.cpu_affinity()) if hasattr(process, "cpu_affinity") else None,
             "rss_after_load_mb": round(rss_loaded / 2**20, 1),
@@ -215,8 +165,6 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     print(f"model {report['model_version']} ({report['arch']}, input {tuple(report['input_shape'])}); "
           f"median of {args.runs} runs; {report['cpus']} CPUs")
-    if note:
-        print(f"NOTE: {note}")
     header = f"{'clip':<22} {'audio':>6} {'win':>4} " + " ".join(f"{s:>9}" for s in STAGES) + f" {'target':>8}"
     print(header)
     print("-" * len(header))
