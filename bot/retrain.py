@@ -11,6 +11,7 @@ The bot never imports this module; it starts it with :func:`command`.
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import csv
 import json
 import sys
@@ -23,10 +24,11 @@ HOLDOUT_SEED = 20261125
 HOLDOUT_FRACTION = 0.2
 
 
-def command(*, base: Path, corrections: Path | None, holdout: Path | None, live: Path, out: Path,
+def command(*, base: Path, corrections: Path | None, holdout: Path | None, live: Path, out: Path, cache: Path,
             epochs: int = 0) -> list[str]:
     """argv for running a retrain in a fresh Python process."""
-    argv = [sys.executable, "-m", "bot.retrain", "--base", str(base), "--live", str(live), "--out", str(out)]
+    argv = [sys.executable, "-m", "bot.retrain", "--base", str(base), "--live", str(live), "--out", str(out),
+            "--cache", str(cache)]
     if corrections is not None:
         argv += ["--corrections", str(corrections)]
     if holdout is not None:
@@ -49,12 +51,20 @@ def not_worse(candidate: dict[str, Any], live: dict[str, Any]) -> tuple[bool, st
     return False, f"candidate is worse: {c[0]:.1%} / {c[1]:.1%} balanced vs live {l_[0]:.1%} / {l_[1]:.1%}"
 
 
+def same_recipe(saved: dict[str, Any], *, arch: str, epochs: int, cache_dir: Path | None):
+    """The live model's training options (as recorded in its metadata), with a new cache and epoch cap."""
+    from genre_model.train import TrainOptions
+
+    known = {f.name for f in dataclasses.fields(TrainOptions)} - {"cache_dir", "epochs"}
+    options = TrainOptions(**{k: v for k, v in saved.items() if k in known})
+    return dataclasses.replace(options, arch=arch, epochs=epochs, cache_dir=cache_dir)
+
+
 def run(args: argparse.Namespace) -> int:
     from genre_model.artifact import load_info
     from genre_model.dataset import load_dataset, split_tracks
     from genre_model.evaluate import report, score_tracks
     from genre_model.predict import Classifier
-    from genre_model.train import TrainOptions
     from genre_model.train import train as train_model
 
     live_info = load_info(args.live)
@@ -75,7 +85,8 @@ def run(args: argparse.Namespace) -> int:
         train_sources.append(args.corrections)
     emit("progress", message=f"training a {live_info.arch} candidate on {len(base)} base tracks"
                              f"{' + corrections' if len(train_sources) > 1 else ''}; {len(holdout)} held out")
-    opts = TrainOptions(arch=live_info.arch, epochs=args.epochs, cache_dir=args.out.parent / "cache")
+    opts = same_recipe(live_info.training.get("options", {}), arch=live_info.arch, epochs=args.epochs,
+                       cache_dir=args.cache)
     candidate_info = train_model(train_sources, args.out, opts, log=lambda m: emit("progress", message=m), verbose=0)
     emit("progress", message="scoring candidate and live model on the held-out set")
     scores = {}
@@ -97,6 +108,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--holdout", type=Path, default=None, help="fixed held-out data (default: a fixed split of --base)")
     parser.add_argument("--live", type=Path, required=True, help="the live model directory")
     parser.add_argument("--out", type=Path, required=True, help="where to write the candidate model")
+    parser.add_argument("--cache", type=Path, default=None, help="folder for cached embeddings (kept between retrains)")
     parser.add_argument("--epochs", type=int, default=0)
     args = parser.parse_args(argv)
     try:

@@ -99,7 +99,7 @@ class AdminCog(commands.Cog):
         candidate = settings.data_dir / "models" / stamp
         argv = retrain.command(base=settings.base_data, corrections=corrections if n_corrections else None,
                                holdout=settings.holdout_data, live=bot.pool.model_dir, out=candidate,
-                               epochs=settings.retrain_epochs)
+                               cache=settings.data_dir / "cache", epochs=settings.retrain_epochs)
         await self._say(interaction, f"\N{GEAR} Retraining with {n_corrections} corrections\N{HORIZONTAL ELLIPSIS}")
         process = await asyncio.create_subprocess_exec(*argv, stdout=asyncio.subprocess.PIPE,
                                                        stderr=asyncio.subprocess.DEVNULL)
