@@ -28,6 +28,9 @@ def _add_train_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--hidden", type=int, default=0, help="hidden units in the head (0 = linear head)")
     p.add_argument("--mixup", type=float, default=0.2, help="mixup alpha (0 = off)")
     p.add_argument("--pooling", default="mean_max", help="musicnn embedding: mean, max, penultimate, or joined by _")
+    p.add_argument("--transform", default="sqrt", choices=("none", "sqrt"),
+                   help="musicnn per-window embedding transform (sqrt = signed square root)")
+    p.add_argument("--ensemble", type=int, default=5, help="musicnn: number of heads (different seeds) averaged")
     p.add_argument("--max-seconds", type=float, default=MAX_AUDIO_SECONDS)
     p.add_argument("--cache", type=Path, default=None, help="folder to cache embeddings in")
 
@@ -38,7 +41,8 @@ def _options(args: argparse.Namespace):
     return TrainOptions(arch=args.arch, epochs=args.epochs, batch_size=args.batch_size,
                         learning_rate=args.learning_rate, val_fraction=args.val_fraction, seed=args.seed,
                         patience=args.patience, dropout=args.dropout, l2=args.l2, hidden=args.hidden,
-                        mixup=args.mixup, pooling=args.pooling, max_seconds=args.max_seconds, cache_dir=args.cache)
+                        mixup=args.mixup, pooling=args.pooling,
+                        transform=args.transform, ensemble=args.ensemble, max_seconds=args.max_seconds, cache_dir=args.cache)
 
 
 def build_parser() -> argparse.ArgumentParser:

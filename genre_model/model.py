@@ -51,8 +51,19 @@ def split_cnn(model: keras.Model) -> tuple[keras.Model, keras.Model]:
     return embedder, head
 
 
-def build_musicnn_embedder(features: FeatureConfig, pooling: str = "mean_max") -> keras.Model:
-    """Frozen MSD musicnn: windows ``(96, 187, 1)`` -> pooled mid-level features."""
+@keras.saving.register_keras_serializable(package="genre_model")
+class SignedSqrt(layers.Layer):
+    """``sign(x) * sqrt(|x|)`` element-wise: compresses the heavy-tailed pooled musicnn features."""
+
+    def call(self, x):
+        return keras.ops.sign(x) * keras.ops.sqrt(keras.ops.abs(x))
+
+
+def build_musicnn_embedder(features: FeatureConfig, pooling: str = "mean_max", transform: str = "none") -> keras.Model:
+    """Frozen MSD musicnn: windows ``(96, 187, 1)`` -> pooled mid-level features.
+
+    ``transform="sqrt"`` applies a signed square root per window (before the mean over windows).
+    """
     from genre_model.musicnn import build_msd_musicnn, load_msd_musicnn_weights
 
     backbone = build_msd_musicnn(n_frames=features.window_frames, n_mels=features.n_mels)
@@ -68,11 +79,15 @@ def build_musicnn_embedder(features: FeatureConfig, pooling: str = "mean_max") -
     except KeyError as exc:
         raise ValueError(f"unknown pooling {pooling!r}; use parts of {sorted(names)} joined by '_'") from exc
     embedding = chosen[0] if len(chosen) == 1 else layers.Concatenate(name="embedding")(chosen)
+    if transform == "sqrt":
+        embedding = SignedSqrt(name="signed_sqrt")(embedding)
+    elif transform != "none":
+        raise ValueError(f"unknown embedding transform {transform!r}; use 'none' or 'sqrt'")
     return keras.Model(inputs, embedding, name="musicnn_embedder")
 
 
 def build_head(embedding_dim: int, n_classes: int, *, mean, variance, hidden: int = 0,
-               dropout: float = 0.5, l2: float = 1e-3) -> keras.Model:
+               dropout: float = 0.5, l2: float = 1e-3, name: str = "head") -> keras.Model:
     """Classifier on embeddings: standardise, dropout, optional hidden layer, linear logits."""
     inputs = keras.Input(shape=(embedding_dim,), name="embedding")
     x = layers.Normalization(mean=mean, variance=variance, name="standardise")(inputs)
@@ -81,4 +96,13 @@ def build_head(embedding_dim: int, n_classes: int, *, mean, variance, hidden: in
         x = layers.Dense(hidden, activation="relu", kernel_regularizer=keras.regularizers.l2(l2), name="hidden")(x)
         x = layers.Dropout(dropout, name="drop_hidden")(x)
     logits = layers.Dense(n_classes, kernel_regularizer=keras.regularizers.l2(l2), name="logits")(x)
+    return keras.Model(inputs, logits, name=name)
+
+
+def average_heads(heads: list[keras.Model], embedding_dim: int) -> keras.Model:
+    """One deployable head whose logits are the mean of several trained heads' logits."""
+    if len(heads) == 1:
+        return heads[0]
+    inputs = keras.Input(shape=(embedding_dim,), name="embedding")
+    logits = layers.Average(name="logits")([h(inputs) for h in heads])
     return keras.Model(inputs, logits, name="head")

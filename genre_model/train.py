@@ -57,6 +57,8 @@ class TrainOptions:
     hidden: int = 0
     mixup: float = 0.2
     pooling: str = "mean_max"
+    transform: str = "sqrt"  # per-window embedding transform: "none" or "sqrt" (signed square root)
+    ensemble: int = 5  # musicnn: average the logits of this many heads trained with different seeds
     max_seconds: float = MAX_AUDIO_SECONDS
     cache_dir: Path | None = None
 
@@ -177,21 +179,30 @@ def fit_head(train_emb: Sequence[np.ndarray], train_y: np.ndarray, val_emb: Sequ
     """Train the head on bags; early stopping on validation tracks' loss."""
     import keras
 
-    from genre_model.model import build_head
+    from genre_model.model import average_heads, build_head
 
     stacked = np.concatenate(train_emb)
-    head = build_head(stacked.shape[1], n_classes, mean=stacked.mean(axis=0), variance=stacked.var(axis=0) + 1e-6,
-                      hidden=opts.hidden, dropout=opts.dropout, l2=opts.l2)
-    head.compile(optimizer=keras.optimizers.Adam(opts.learning_rate),
-                 loss=keras.losses.CategoricalCrossentropy(from_logits=True, label_smoothing=0.05),
-                 metrics=["accuracy"])
-    bags = _BagSequence(list(train_emb), train_y, n_classes, opts.batch_size, 20, opts.mixup, opts.seed)
     x_val = np.stack([e.mean(axis=0) for e in val_emb]).astype(np.float32)
     y_val = np.eye(n_classes, dtype=np.float32)[val_y]
-    callbacks = [keras.callbacks.EarlyStopping("val_loss", patience=opts.patience, restore_best_weights=True),
-                 keras.callbacks.ReduceLROnPlateau("val_loss", factor=0.5, patience=max(3, opts.patience // 3))]
-    history = head.fit(bags, validation_data=(x_val, y_val), epochs=opts.epochs, callbacks=callbacks, verbose=verbose)
-    return head, {k: [float(v) for v in vals] for k, vals in history.history.items()}
+    heads, histories = [], []
+    for member in range(max(1, opts.ensemble)):
+        head = build_head(stacked.shape[1], n_classes, mean=stacked.mean(axis=0),
+                          variance=stacked.var(axis=0) + 1e-6, hidden=opts.hidden, dropout=opts.dropout,
+                          l2=opts.l2, name=f"head_{member}")
+        head.compile(optimizer=keras.optimizers.Adam(opts.learning_rate),
+                     loss=keras.losses.CategoricalCrossentropy(from_logits=True, label_smoothing=0.05),
+                     metrics=["accuracy"])
+        bags = _BagSequence(list(train_emb), train_y, n_classes, opts.batch_size, 20, opts.mixup,
+                            opts.seed + 1000 * member)
+        # val_loss includes the L2 penalty, which grows as the head learns: never stop in the first epochs.
+        callbacks = [keras.callbacks.EarlyStopping("val_loss", patience=opts.patience, restore_best_weights=True,
+                                                   start_from_epoch=min(20, opts.epochs // 4)),
+                     keras.callbacks.ReduceLROnPlateau("val_loss", factor=0.5, patience=max(3, opts.patience // 3))]
+        history = head.fit(bags, validation_data=(x_val, y_val), epochs=opts.epochs, callbacks=callbacks,
+                           verbose=verbose)
+        heads.append(head)
+        histories.append({k: [float(v) for v in vals] for k, vals in history.history.items()})
+    return average_heads(heads, stacked.shape[1]), histories[0]
 
 
 # ----------------------------------------------------------------------------- custom CNN
@@ -298,7 +309,7 @@ class Trainer:
         if self.opts.arch == "musicnn":
             from genre_model.model import build_musicnn_embedder
 
-            self.embedder = build_musicnn_embedder(self.features, self.opts.pooling)
+            self.embedder = build_musicnn_embedder(self.features, self.opts.pooling, self.opts.transform)
         self._inputs: dict[Path, np.ndarray] = {}
 
     def inputs(self, tracks: Sequence[Track]) -> list[np.ndarray]:
@@ -309,7 +320,9 @@ class Trainer:
                 hop = self.features.window_frames // 2
                 values = embed_tracks(missing, self.embedder, self.features, hop_frames=hop,
                                       max_seconds=self.opts.max_seconds, cache_dir=self.opts.cache_dir,
-                                      tag=f"musicnn-{self.opts.pooling}", log=self.log)
+                                      tag=f"musicnn-{self.opts.pooling}"
+                                          + ("" if self.opts.transform == "none" else f"-{self.opts.transform}"),
+                                      log=self.log)
             else:
                 values = [track_windows(t, self.features, self.features.window_frames // 2, self.opts.max_seconds)
                           for t in missing]
