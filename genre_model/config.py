@@ -19,7 +19,7 @@ EXAMPLE_CLIP = PACKAGE_DIR / "examples" / "example.ogg"
 #: Read at most this many seconds of any input; the rest is never decoded.
 MAX_AUDIO_SECONDS = 600.0
 #: At serving time, analyse at most this many windows, spread evenly over the song.
-MAX_WINDOWS = 24
+MAX_WINDOWS = 8
 #: Number of runners-up reported with a prediction (including the top genre).
 TOP_K = 3
 #: Below this peak amplitude (full scale = 1.0) a clip counts as silent.
