@@ -10,6 +10,7 @@ import discord
 import yarl
 from discord.ext import commands
 
+from bot import replies
 from bot.pool import InferencePool
 from genre_model.artifact import load_info
 from genre_model.errors import ArtifactError
@@ -91,6 +92,7 @@ class GenreBot(commands.Bot):
         self.pool = InferencePool(model_dir, s.workers, s.queue_limit, s.inference_timeout, s.data_dir / "tmp")
         await self.pool.start()
         log.info("serving model %s from %s with %d workers", self.pool.model_version, model_dir, s.workers)
+        self.tree.on_error = self.on_app_command_error
         for cog in COGS:
             await self.load_extension(cog)
         for guild_id in s.guild_ids:
@@ -102,6 +104,11 @@ class GenreBot(commands.Bot):
 
     async def on_ready(self) -> None:
         log.info("logged in as %s (%s)", self.user, getattr(self.user, "id", "?"))
+
+    async def on_app_command_error(self, interaction: discord.Interaction, error: Exception) -> None:
+        """Any unexpected failure: log it, and tell the user instead of leaving them waiting."""
+        log.error("command %r failed", getattr(interaction.command, "name", "?"), exc_info=error)
+        await replies.send_ephemeral(interaction, replies.SORRY)
 
     def is_admin(self, user: discord.abc.User) -> bool:
         """Configured admin ids or roles; with none configured, the application owner."""

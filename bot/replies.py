@@ -55,5 +55,19 @@ def error_text(problem: str) -> str:
     return f"\N{WARNING SIGN} Sorry, I couldn't classify that: {problem}."
 
 
+SORRY = "\N{WARNING SIGN} Something went wrong on my side; please try again later."
+
+
+async def send_ephemeral(interaction: discord.Interaction, text: str) -> None:
+    """Answer an interaction (or follow up if it is already answered); never raises."""
+    try:
+        if interaction.response.is_done():
+            await interaction.followup.send(text, ephemeral=True)
+        else:
+            await interaction.response.send_message(text, ephemeral=True)
+    except discord.HTTPException:
+        pass
+
+
 def mb(n_bytes: int) -> str:
     return f"{n_bytes / (1024 * 1024):.1f} MB"

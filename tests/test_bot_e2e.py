@@ -236,3 +236,17 @@ async def test_failed_retrain_leaves_live_model_serving(server, tmp_path):
         assert db_rows(settings, "SELECT count(*) FROM models") == [(0,)]
         _, ok = await ask_genre(server, song_bytes(tmp_path, 5))
         assert ok["embeds"]
+
+
+async def test_unexpected_failure_still_gets_a_reply(server, tmp_path):
+    settings = make_settings(tmp_path, server)
+    async with running_bot(server, settings) as run:
+        async def disk_full(**kwargs):
+            raise OSError(28, "No space left on device")
+
+        run.bot.storage.record_prediction = disk_full  # inject a fault below the command
+        _, msg = await ask_genre(server, song_bytes(tmp_path))
+        assert msg["content"] == replies.SORRY
+        del run.bot.storage.record_prediction
+        _, ok = await ask_genre(server, song_bytes(tmp_path, seed=4))
+        assert ok["embeds"], "still serving"

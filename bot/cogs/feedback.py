@@ -55,6 +55,10 @@ class CorrectionView(discord.ui.View):
         super().__init__(timeout=None)
         self.add_item(CorrectionSelect())
 
+    async def on_error(self, interaction: discord.Interaction, error: Exception, item: discord.ui.Item) -> None:
+        log.error("correction menu failed", exc_info=error)
+        await replies.send_ephemeral(interaction, replies.SORRY)
+
 
 class FeedbackCog(commands.Cog):
     """Turns reactions on prediction replies into votes."""

@@ -152,10 +152,7 @@ class GenreCog(commands.Cog):
         await self._send_followup(interaction, replies.error_text(problem))
 
     async def _send_followup(self, interaction: discord.Interaction, text: str) -> None:
-        try:
-            await interaction.followup.send(text, ephemeral=True)
-        except discord.HTTPException as exc:
-            log.warning("could not send an error reply: %s", exc)
+        await replies.send_ephemeral(interaction, text)
 
     @app_commands.command(name="genre-forget", description="Delete everything this bot stored about you")
     async def forget(self, interaction: discord.Interaction) -> None:
