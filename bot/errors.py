@@ -19,3 +19,7 @@ class InferenceFailed(BotError):
 
 class RetrainError(BotError):
     """A retrain could not run or did not finish."""
+
+
+class StorageError(BotError):
+    """The database cannot be used as asked (too new, failed migration, unknown row)."""

@@ -31,6 +31,8 @@ from typing import Any, AsyncIterator, Iterable, Sequence
 import aiosqlite
 import numpy as np
 
+from bot.errors import StorageError
+
 __all__ = [
     "Correction",
     "ModelRow",
@@ -51,10 +53,6 @@ WINDOWS_DIR = "windows"
 AUDIO_DIR = "audio"
 MANIFEST_NAME = "MANIFEST.csv"
 MANIFEST_HEADER = ("path", "genre", "group", "source")
-
-
-class StorageError(Exception):
-    """The database cannot be used as asked (too new, failed migration, unknown row)."""
 
 
 # ---------------------------------------------------------------------------
