@@ -133,6 +133,9 @@ class GenreBot(commands.Bot):
             if self.inflight:
                 log.warning("%d requests still running at shutdown are cancelled", self.inflight)
         self.lag.stop()
+        ready_task = getattr(self._connection, "_ready_task", None)
+        if ready_task is not None:  # discord.py's delayed READY dispatch fails noisily if we close under it
+            ready_task.cancel()
         await super().close()
         async with self._close_lock:
             pool, self.pool = self.pool, None

@@ -150,8 +150,16 @@ def test_feature_config_must_match_the_network(model_copy: Path) -> None:
 
 # --- prediction ------------------------------------------------------------------------
 
+def test_predict_spreads_capped_windows_over_the_clip(classifier, song: Path) -> None:
+    pred = classifier.predict(song, max_windows=4)
+    assert len(pred.timeline) == pred.windows.shape[0] == 4
+    assert pred.timeline[0].start_s == 0.0
+    assert pred.timeline[-1].end_s >= pred.duration_s - TINY_FEATURES.window_seconds
+    assert all(a.start_s < b.start_s for a, b in zip(pred.timeline, pred.timeline[1:]))
+
+
 def test_predict_through_litert(classifier, song: Path) -> None:
-    pred = classifier.predict(song)
+    pred = classifier.predict(song, max_windows=1000)
     assert set(pred.probabilities) == set(GENRES)
     assert sum(pred.probabilities.values()) == pytest.approx(1.0, abs=1e-6)
     assert all(0.0 <= p <= 1.0 for p in pred.probabilities.values())
