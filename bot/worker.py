@@ -7,6 +7,7 @@ TensorFlow or discord.py.
 
 from __future__ import annotations
 
+import ctypes
 import dataclasses
 import hashlib
 import os
@@ -19,6 +20,11 @@ import numpy as np
 from genre_model.predict import Classifier
 
 _classifier: Classifier | None = None
+try:  # glibc only; elsewhere freed memory is simply kept by the allocator
+    _libc: ctypes.CDLL | None = ctypes.CDLL("libc.so.6")
+    _libc.malloc_trim  # noqa: B018
+except (OSError, AttributeError):
+    _libc = None
 
 
 @dataclasses.dataclass
@@ -65,6 +71,19 @@ def ping() -> str:
 
 def classify(data: bytes, filename: str, max_seconds: float, top_k: int = 3) -> ClassifyResult:
     """Decode, window, classify and draw one upload. Raises AudioError for unusable input."""
+    try:
+        return _classify(data, filename, max_seconds, top_k)
+    finally:
+        _release_memory()
+
+
+def _release_memory() -> None:
+    """Hand freed heap back to the OS: decoding a long song briefly needs ~150 MB of copies."""
+    if _libc is not None:
+        _libc.malloc_trim(0)
+
+
+def _classify(data: bytes, filename: str, max_seconds: float, top_k: int) -> ClassifyResult:
     assert _classifier is not None, "worker not initialised"
     pred = _classifier.predict(data, max_seconds=max_seconds)
     return ClassifyResult(
