@@ -15,6 +15,7 @@ import dataclasses
 import csv
 import json
 import sys
+import tempfile
 import traceback
 from pathlib import Path
 from typing import Any, Sequence
@@ -70,29 +71,28 @@ def run(args: argparse.Namespace) -> int:
     live_info = load_info(args.live)
     base = load_dataset(args.base, live_info.labels)
     if args.holdout:
-        holdout = load_dataset(args.holdout, live_info.labels)
-        train_sources = [args.base]
+        holdout, rest = load_dataset(args.holdout, live_info.labels), base
     else:
         rest, holdout = split_tracks(base, HOLDOUT_FRACTION, HOLDOUT_SEED)
-        manifest = args.out.parent / f"{args.out.name}-train.csv"
-        manifest.parent.mkdir(parents=True, exist_ok=True)
+    with tempfile.TemporaryDirectory(prefix="genrebot-retrain-") as tmp:
+        manifest = Path(tmp) / "train.csv"  # the base tracks the candidate may learn from
         with manifest.open("w", newline="") as handle:
             writer = csv.writer(handle)
             writer.writerow(["path", "genre", "group"])
             writer.writerows([str(t.path), t.label, t.group] for t in rest)
-        train_sources = [manifest]
-    if args.corrections and any(args.corrections.rglob("*.npz")):
-        train_sources.append(args.corrections)
-    emit("progress", message=f"training a {live_info.arch} candidate on {len(base)} base tracks"
-                             f"{' + corrections' if len(train_sources) > 1 else ''}; {len(holdout)} held out")
-    opts = same_recipe(live_info.training.get("options", {}), arch=live_info.arch, epochs=args.epochs,
-                       cache_dir=args.cache)
-    candidate_info = train_model(train_sources, args.out, opts, log=lambda m: emit("progress", message=m), verbose=0)
+        sources = [manifest]
+        if args.corrections and any(args.corrections.rglob("*.npz")):
+            sources.append(args.corrections)
+        emit("progress", message=f"training a {live_info.arch} candidate on {len(rest)} base tracks"
+                                 f"{' + corrections' if len(sources) > 1 else ''}; {len(holdout)} held out")
+        opts = same_recipe(live_info.training.get("options", {}), arch=live_info.arch, epochs=args.epochs,
+                           cache_dir=args.cache)
+        candidate_info = train_model(sources, args.out, opts, log=lambda m: emit("progress", message=m), verbose=0)
     emit("progress", message="scoring candidate and live model on the held-out set")
     scores = {}
     for name, model_dir in (("candidate", args.out), ("live", args.live)):
         clf = Classifier(model_dir)
-        results, _ = score_tracks(holdout, clf.labels, lambda t: clf.predict(t.path).probabilities_array(clf.labels))
+        results, _ = score_tracks(holdout, clf.labels, lambda t: clf.file_probabilities(t.path))
         rep = report(results, clf.labels)
         scores[name] = {k: rep[k] for k in ("n_tracks", "accuracy", "balanced_accuracy", "macro_f1", "ece")}
     promote, reason = not_worse(scores["candidate"], scores["live"])

@@ -117,7 +117,7 @@ def _evaluate(args: argparse.Namespace) -> int:
     clf = Classifier(args.model)
     tracks = load_dataset(args.data, clf.labels)
     results, skipped = score_tracks(
-        tracks, clf.labels, lambda t: _track_probabilities(clf, t),
+        tracks, clf.labels, lambda t: clf.file_probabilities(t.path),
         progress=None if args.json else lambda i, n: print(f"\r{i}/{n} tracks", end="", file=sys.stderr))
     if not args.json:
         print(file=sys.stderr)
@@ -127,15 +127,6 @@ def _evaluate(args: argparse.Namespace) -> int:
         plots.write(args.confusion, plots.confusion_image(rep["confusion"], rep["labels"], f"model {clf.version}"))
     print(json.dumps(rep) if args.json else format_report(rep))
     return 0
-
-
-def _track_probabilities(clf, track):
-    """Serving-path probabilities of one track (audio decoded, or stored windows)."""
-    from genre_model.features import load_windows
-
-    if track.is_windows:
-        return clf.probabilities(load_windows(track.path, clf.info.features))[0]
-    return clf.predict(track.path).probabilities_array(clf.labels)
 
 
 def _predict(args: argparse.Namespace) -> int:

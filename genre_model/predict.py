@@ -16,9 +16,9 @@ from ai_edge_litert.interpreter import Interpreter
 
 from genre_model.artifact import ModelInfo, load_info
 from genre_model.audio import load_audio
-from genre_model.config import DEFAULT_MODEL_DIR, MAX_AUDIO_SECONDS, MAX_WINDOWS, TOP_K
+from genre_model.config import DEFAULT_MODEL_DIR, MAX_AUDIO_SECONDS, MAX_WINDOWS, TOP_K, WINDOWS_EXTENSION
 from genre_model.errors import ArtifactError
-from genre_model.features import cut_windows, log_mel, window_starts
+from genre_model.features import cut_windows, load_windows, log_mel, window_starts
 
 
 @dataclasses.dataclass(frozen=True)
@@ -158,6 +158,13 @@ class Classifier:
         logits = self.logits(np.concatenate([emb.mean(axis=0, keepdims=True), emb]))
         probs = softmax(logits, self.info.temperature)
         return probs[0], probs[1:]
+
+    def file_probabilities(self, path: str | os.PathLike) -> np.ndarray:
+        """Track probabilities (labels order) of an audio file or of stored ``.npz`` windows."""
+        path = Path(path)
+        if path.suffix.lower() == WINDOWS_EXTENSION:
+            return self.probabilities(load_windows(path, self.info.features))[0]
+        return self.predict(path).probabilities_array(self.labels)
 
     def predict(self, source: str | os.PathLike | bytes, *, max_seconds: float = MAX_AUDIO_SECONDS,
                 max_windows: int = MAX_WINDOWS) -> Prediction:
