@@ -10,8 +10,8 @@ RUN useradd --create-home --uid 10001 genrebot
 WORKDIR /app
 COPY pyproject.toml README.md ./
 COPY genre_model ./genre_model
+COPY genrebot ./genrebot
 COPY bot ./bot
-COPY migrations ./migrations
 RUN pip install --no-cache-dir -e . && mkdir -p /data && chown genrebot:genrebot /data
 
 USER genrebot

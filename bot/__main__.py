@@ -18,9 +18,10 @@ import aiohttp
 import discord
 
 from bot.client import GenreBot, point_discord_at
-from bot.errors import SettingsError
-from bot.settings import Settings, load_settings
-from bot.storage import Storage, StorageError
+from genrebot.errors import SettingsError
+from genrebot.settings import Settings, load_settings
+from genrebot.backends import open_storage, start_inference
+from genrebot.storage import StorageError
 from genre_model.artifact import load_info
 from genre_model.errors import GenreModelError
 
@@ -53,7 +54,20 @@ async def run_bot(settings: Settings) -> None:
     """Run until SIGINT/SIGTERM, then shut down gracefully."""
     load_info(settings.model_dir)  # fail fast, before connecting, on a missing or corrupt model
     point_discord_at(settings.api_base, settings.gateway_url)
-    bot = GenreBot(settings)
+    storage = await open_storage(settings)
+    try:
+        pool = await start_inference(settings, storage)
+    except BaseException:
+        await storage.close()
+        raise
+    try:
+        await _serve(GenreBot(settings, storage, pool), settings)
+    finally:
+        await pool.close()
+        await storage.close()
+
+
+async def _serve(bot: GenreBot, settings: Settings) -> None:
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
         try:
@@ -66,13 +80,12 @@ async def run_bot(settings: Settings) -> None:
             await bot.start(settings.token)
     finally:
         # discord.py's __aexit__ waits only for its own half of a close already under way (the
-        # signal handler's); without this, asyncio.run cancels our half and the open database
-        # thread keeps the process alive forever after SIGTERM.
+        # signal handler's): finish the drain here before storage and workers are closed.
         await bot.close()
 
 
 async def export_corrections(settings: Settings, out_dir: Path) -> int:
-    storage = await Storage.open(settings.db_path, settings.data_dir)
+    storage = await open_storage(settings)
     try:
         return await storage.export_corrections(out_dir)
     finally:

@@ -1,4 +1,4 @@
-"""The bot: a ``commands.Bot`` subclass that owns storage, the inference pool and the cogs."""
+"""The bot: a ``commands.Bot`` subclass that is given storage and inference, and loads the cogs."""
 
 from __future__ import annotations
 
@@ -11,11 +11,9 @@ import yarl
 from discord.ext import commands
 
 from bot import replies
-from bot.pool import InferencePool
-from genre_model.artifact import load_info
-from genre_model.errors import ArtifactError
-from bot.settings import Settings
-from bot.storage import Storage
+from genrebot.inference.local import InferencePool
+from genrebot.settings import Settings
+from genrebot.storage import Storage
 
 log = logging.getLogger(__name__)
 
@@ -65,33 +63,20 @@ class LoopLagMonitor:
 class GenreBot(commands.Bot):
     """genrebot: classify uploads, collect feedback, retrain on request."""
 
-    def __init__(self, settings: Settings, **options) -> None:
+    def __init__(self, settings: Settings, storage: Storage, pool: InferencePool, **options) -> None:
         intents = discord.Intents.default()  # slash commands + reactions need no privileged intents
         options.setdefault("allowed_mentions", discord.AllowedMentions.none())  # file names may say "@everyone"
         super().__init__(command_prefix=commands.when_mentioned, intents=intents, help_command=None, **options)
         self.settings = settings
-        self.storage: Storage | None = None
-        self.pool: InferencePool | None = None
+        self.storage = storage
+        self.pool = pool
         self.lag = LoopLagMonitor()
         self.accepting = True
         #: /genre requests being handled now; shutdown waits (a while) for them to finish.
         self.inflight = 0
-        self._close_lock = asyncio.Lock()
 
     async def setup_hook(self) -> None:
         s = self.settings
-        self.storage = await Storage.open(s.db_path, s.data_dir)
-        model_dir = s.model_dir
-        live = await self.storage.live_model()
-        if live is not None:
-            try:
-                load_info(s.data_dir / live.path)
-                model_dir = s.data_dir / live.path
-            except ArtifactError as exc:
-                log.error("live model %s is unusable (%s); serving %s instead", live.version, exc, model_dir)
-        self.pool = InferencePool(model_dir, s.workers, s.queue_limit, s.inference_timeout, s.data_dir / "tmp")
-        await self.pool.start()
-        log.info("serving model %s from %s with %d workers", self.pool.model_version, model_dir, s.workers)
         self.tree.on_error = self.on_app_command_error
         for cog in COGS:
             await self.load_extension(cog)
@@ -123,7 +108,9 @@ class GenreBot(commands.Bot):
         return False
 
     async def close(self) -> None:
-        """Stop taking work, then close the gateway, the pool and the database (idempotent)."""
+        """Stop taking work, let running requests finish (a while), then close the gateway (idempotent).
+
+        Storage and inference belong to whoever built them, and are closed there after this."""
         if self.accepting:
             self.accepting = False
             log.info("shutting down; worst event-loop stall %.0f ms", self.lag.max_lag * 1000)
@@ -137,10 +124,3 @@ class GenreBot(commands.Bot):
         if ready_task is not None:  # discord.py's delayed READY dispatch fails noisily if we close under it
             ready_task.cancel()
         await super().close()
-        async with self._close_lock:
-            pool, self.pool = self.pool, None
-            storage, self.storage = self.storage, None
-            if pool is not None:
-                await pool.close()
-            if storage is not None:
-                await storage.close()

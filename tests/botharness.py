@@ -13,7 +13,8 @@ import discord.gateway
 import discord.http
 
 from bot.client import GenreBot, point_discord_at
-from bot.settings import Settings
+from genrebot.backends import open_storage, start_inference
+from genrebot.settings import Settings
 from fakediscord import FakeDiscordServer
 from genre_model.config import DEFAULT_MODEL_DIR
 
@@ -55,7 +56,9 @@ async def running_bot(server: FakeDiscordServer, settings: Settings) -> AsyncIte
     """Start GenreBot, wait for READY and command sync, and close it afterwards."""
     saved = discord.http.Route.BASE, discord.gateway.DiscordWebSocket.DEFAULT_GATEWAY
     point_discord_at(settings.api_base, settings.gateway_url)
-    bot = GenreBot(settings, guild_ready_timeout=0.1)
+    storage = await open_storage(settings)
+    pool = await start_inference(settings, storage)
+    bot = GenreBot(settings, storage, pool, guild_ready_timeout=0.1)
     task = asyncio.create_task(bot.start(settings.token))
     ready = asyncio.create_task(server.wait_ready(60))
     done, _ = await asyncio.wait({task, ready}, return_when=asyncio.FIRST_COMPLETED)
@@ -72,6 +75,8 @@ async def running_bot(server: FakeDiscordServer, settings: Settings) -> AsyncIte
             await bot.close()
         with contextlib.suppress(Exception):
             await asyncio.wait_for(task, 20)
+        await pool.close()
+        await storage.close()
         discord.http.Route.BASE, discord.gateway.DiscordWebSocket.DEFAULT_GATEWAY = saved
 
 

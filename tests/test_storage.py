@@ -1,4 +1,4 @@
-"""Tests for bot/storage.py (no Discord, no model)."""
+"""Tests for genrebot/storage (SQLite) (no Discord, no model)."""
 
 from __future__ import annotations
 
@@ -16,8 +16,8 @@ import numpy as np
 import pytest
 import pytest_asyncio
 
-from bot import storage as storage_mod
-from bot.storage import Storage, StorageError, load_migrations, load_windows, split_statements
+from genrebot.storage import sqlite as storage_mod
+from genrebot.storage import Storage, StorageError, load_migrations, load_windows, split_statements
 
 pytestmark = pytest.mark.asyncio
 
@@ -58,7 +58,7 @@ def raw(db_path: Path) -> sqlite3.Connection:
 
 async def test_fresh_db_migrates_and_reopen_is_noop(tmp_path):
     db = tmp_path / "bot.sqlite3"
-    newest = load_migrations(REPO / "migrations")[-1].number
+    newest = load_migrations(REPO / "genrebot" / "storage" / "migrations" / "sqlite")[-1].number
     async with await Storage.open(db, tmp_path / "data") as s:
         assert await s.schema_version() == newest
         await add_prediction(s)
@@ -73,7 +73,7 @@ async def test_fresh_db_migrates_and_reopen_is_noop(tmp_path):
 
 async def test_newer_database_is_refused(tmp_path):
     db = tmp_path / "bot.sqlite3"
-    newest = load_migrations(REPO / "migrations")[-1].number
+    newest = load_migrations(REPO / "genrebot" / "storage" / "migrations" / "sqlite")[-1].number
     with raw(db) as c:
         c.execute(f"PRAGMA user_version = {newest + 4}")
     with pytest.raises(StorageError) as info:
@@ -141,8 +141,8 @@ async def test_pragmas(store):
     assert (await store._fetchone("PRAGMA synchronous"))[0] == 1  # NORMAL
 
 
-async def test_default_migrations_dir_is_the_repo_folder():
-    assert storage_mod.default_migrations_dir() == REPO / "migrations"
+async def test_default_migrations_dir_is_the_packaged_folder():
+    assert storage_mod.default_migrations_dir() == REPO / "genrebot" / "storage" / "migrations" / "sqlite"
 
 
 # --- predictions -------------------------------------------------------------
@@ -444,7 +444,7 @@ async def test_vote_survives_sigkill(tmp_path):
         f"""
         import asyncio, sys, time
         from pathlib import Path
-        from bot.storage import Storage
+        from genrebot.storage import Storage
 
         async def main():
             s = await Storage.open(Path({str(db)!r}), Path({str(data)!r}))

@@ -7,10 +7,7 @@ checked by the bot against the configured admin ids and roles.
 from __future__ import annotations
 
 import asyncio
-import datetime as dt
-import json
 import logging
-import shutil
 import time
 from typing import TYPE_CHECKING
 
@@ -18,7 +15,7 @@ import discord
 from discord import app_commands
 from discord.ext import commands
 
-from bot import retrain
+from genrebot.retraining import run_retrain
 
 if TYPE_CHECKING:
     from bot.client import GenreBot
@@ -75,8 +72,17 @@ class AdminCog(commands.Cog):
             return
         async with self._retrain_lock:
             await interaction.response.defer(thinking=True)
-            outcome = await self._run_retrain(interaction)
-            await self._say(interaction, outcome, final=True)
+            last_edit = 0.0
+
+            async def progress(message: str) -> None:
+                nonlocal last_edit
+                if time.monotonic() - last_edit > 2.0:
+                    last_edit = time.monotonic()
+                    await self._say(interaction, f"\N{GEAR} Retraining: {message}")
+
+            outcome = await run_retrain(settings, self.bot.storage, self.bot.pool, progress)
+            icon = {"promoted": "\N{WHITE HEAVY CHECK MARK}", "kept": "\N{NO ENTRY}"}.get(outcome.status, "\N{CROSS MARK}")
+            await self._say(interaction, f"{icon} {outcome.message}", final=True)
 
     async def _say(self, interaction: discord.Interaction, text: str, final: bool = False) -> None:
         try:
@@ -88,49 +94,6 @@ class AdminCog(commands.Cog):
                     await interaction.channel.send(text[:1900])
                 except discord.HTTPException:
                     log.warning("could not report the retrain outcome: %s", text)
-
-    async def _run_retrain(self, interaction: discord.Interaction) -> str:
-        """Export corrections, train in a subprocess, then promote or keep the live model."""
-        bot, settings = self.bot, self.bot.settings
-        stamp = dt.datetime.now(dt.timezone.utc).strftime("%Y%m%d-%H%M%S")
-        work = settings.data_dir / "retrain" / stamp
-        corrections = work / "corrections"
-        n_corrections = await bot.storage.export_corrections(corrections)
-        candidate = settings.data_dir / "models" / stamp
-        argv = retrain.command(base=settings.base_data, corrections=corrections if n_corrections else None,
-                               holdout=settings.holdout_data, live=bot.pool.model_dir, out=candidate,
-                               cache=settings.data_dir / "cache", epochs=settings.retrain_epochs)
-        await self._say(interaction, f"\N{GEAR} Retraining with {n_corrections} corrections\N{HORIZONTAL ELLIPSIS}")
-        process = await asyncio.create_subprocess_exec(*argv, stdout=asyncio.subprocess.PIPE,
-                                                       stderr=asyncio.subprocess.DEVNULL)
-        result, error, last_edit = None, None, 0.0
-        assert process.stdout is not None
-        async for raw in process.stdout:
-            try:
-                event = json.loads(raw)
-            except ValueError:
-                continue
-            if event.get("event") == "result":
-                result = event
-            elif event.get("event") == "error":
-                error = event.get("message")
-            elif event.get("event") == "progress" and time.monotonic() - last_edit > 2.0:
-                last_edit = time.monotonic()
-                await self._say(interaction, f"\N{GEAR} Retraining: {event.get('message', '')[:300]}")
-        code = await process.wait()
-        if code != 0 or result is None:
-            shutil.rmtree(candidate, ignore_errors=True)
-            return (f"\N{CROSS MARK} Retrain failed ({error or f'exit code {code}'}); "
-                    f"model {bot.pool.model_version} keeps serving.")
-        version = result["version"]
-        rel_path = str(candidate.relative_to(settings.data_dir))
-        await bot.storage.record_model(version, rel_path, {"candidate": result["candidate"], "live": result["live"]},
-                                       note=result["reason"])
-        if not result["promote"]:
-            return f"\N{NO ENTRY} Not promoted: {result['reason']}. Model {bot.pool.model_version} keeps serving."
-        await bot.pool.swap(candidate)
-        await bot.storage.set_live_model(version)
-        return f"\N{WHITE HEAVY CHECK MARK} Promoted model {version}: {result['reason']}."
 
 
 async def setup(bot: "GenreBot") -> None:

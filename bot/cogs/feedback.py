@@ -14,7 +14,7 @@ import discord
 from discord.ext import commands
 
 from bot import replies
-from bot.storage import StorageError
+from genrebot.storage import StorageError
 from genre_model.config import GENRES
 
 if TYPE_CHECKING:

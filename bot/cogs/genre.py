@@ -18,7 +18,7 @@ from discord.ext import commands
 
 from bot import replies
 from bot.cogs.feedback import CorrectionView
-from bot.errors import InferenceFailed, QueueFull
+from genrebot.errors import InferenceFailed, QueueFull
 from genre_model.config import AUDIO_EXTENSIONS
 from genre_model.errors import AudioError
 

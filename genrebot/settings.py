@@ -7,7 +7,7 @@ import os
 from pathlib import Path
 from typing import Mapping
 
-from bot.errors import SettingsError
+from genrebot.errors import SettingsError
 from genre_model.config import DEFAULT_MODEL_DIR, MAX_AUDIO_SECONDS
 
 

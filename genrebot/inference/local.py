@@ -19,8 +19,8 @@ from concurrent.futures import ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
 from pathlib import Path
 
-from bot import worker
-from bot.errors import InferenceFailed, QueueFull
+from genrebot.inference import worker
+from genrebot.errors import InferenceFailed, QueueFull
 from genre_model.artifact import load_info
 
 log = logging.getLogger(__name__)

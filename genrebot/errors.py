@@ -1,8 +1,8 @@
-"""Named errors of the bot layer; each message is fit to show a Discord user or an operator."""
+"""Named errors of the service layer; each message is fit to show a Discord user or an operator."""
 
 
 class BotError(Exception):
-    """Base class of the bot's own errors."""
+    """Base class of genrebot's own errors."""
 
 
 class SettingsError(BotError):

@@ -1,11 +1,11 @@
-"""Retraining, run as its own process: ``python -m bot.retrain ...``.
+"""Retraining, run as its own process: ``python -m genre_model.retrain ...``.
 
 It trains a candidate on the base data plus the exported corrections, scores the
 candidate and the live model on one fixed held-out set through the serving path
 (LiteRT), and says whether the candidate may be promoted: only if it is not worse
 on accuracy and on balanced accuracy. Progress and the verdict are JSON lines on
 stdout, so the bot can relay them without sharing memory with TensorFlow.
-The bot never imports this module; it starts it with :func:`command`.
+The bot never imports TensorFlow: it starts this module with :func:`command`.
 """
 
 from __future__ import annotations
@@ -28,7 +28,7 @@ HOLDOUT_FRACTION = 0.2
 def command(*, base: Path, corrections: Path | None, holdout: Path | None, live: Path, out: Path, cache: Path,
             epochs: int = 0) -> list[str]:
     """argv for running a retrain in a fresh Python process."""
-    argv = [sys.executable, "-m", "bot.retrain", "--base", str(base), "--live", str(live), "--out", str(out),
+    argv = [sys.executable, "-m", "genre_model.retrain", "--base", str(base), "--live", str(live), "--out", str(out),
             "--cache", str(cache)]
     if corrections is not None:
         argv += ["--corrections", str(corrections)]
@@ -102,7 +102,7 @@ def run(args: argparse.Namespace) -> int:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m bot.retrain", description=__doc__)
+    parser = argparse.ArgumentParser(prog="python -m genre_model.retrain", description=__doc__)
     parser.add_argument("--base", type=Path, required=True, help="base training data (genre folders or manifest)")
     parser.add_argument("--corrections", type=Path, default=None, help="exported corrections (genre-bot export-corrections)")
     parser.add_argument("--holdout", type=Path, default=None, help="fixed held-out data (default: a fixed split of --base)")

@@ -31,7 +31,7 @@ from typing import Any, AsyncIterator, Iterable, Sequence
 import aiosqlite
 import numpy as np
 
-from bot.errors import StorageError
+from genrebot.errors import StorageError
 
 __all__ = [
     "Correction",
@@ -134,16 +134,8 @@ _TRANSACTION_WORDS = {"BEGIN", "COMMIT", "END", "ROLLBACK", "SAVEPOINT", "RELEAS
 
 
 def default_migrations_dir() -> Path:
-    """Where the SQL files are: inside the package when installed, else the repo root.
-
-    A wheel must ship the repo's ``migrations/`` as ``bot/migrations/``; a source
-    checkout (or editable install) uses ``<repo>/migrations`` directly.
-    """
-    here = Path(__file__).resolve().parent
-    packaged = here / "migrations"
-    if packaged.is_dir():
-        return packaged
-    return here.parent / "migrations"
+    """The SQLite migrations shipped inside the package."""
+    return Path(__file__).resolve().parent / "migrations" / "sqlite"
 
 
 def split_statements(script: str) -> list[str]:
