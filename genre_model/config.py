@@ -8,6 +8,15 @@ GENRES: tuple[str, ...] = (
     "jazz", "metal", "pop", "reggae", "rock",
 )
 
+#: How people write the genres; labels stay as they are in data, models and JSON.
+DISPLAY_NAMES: dict[str, str] = {"hiphop": "Hip-hop", "rnb": "R&B"}
+
+
+def display_name(label: str) -> str:
+    """A label as people write it ("hiphop" -> "Hip-hop", "rock" -> "Rock")."""
+    return DISPLAY_NAMES.get(label, label[:1].upper() + label[1:])
+
+
 PACKAGE_DIR = Path(__file__).resolve().parent
 #: The model shipped with the package.
 DEFAULT_MODEL_DIR = PACKAGE_DIR / "models" / "default"
