@@ -39,12 +39,18 @@ async def register_commands(client: discord.Client, tree: app_commands.CommandTr
 
 
 async def _clear_other_guilds(client: discord.Client, tree: app_commands.CommandTree, keep: set[int]) -> None:
-    async for guild in client.fetch_guilds(limit=None):
-        if guild.id in keep:
-            continue
+    """Best effort: a failure here is logged, never stops the bot."""
+    try:
+        guilds = [guild async for guild in client.fetch_guilds(limit=None) if guild.id not in keep]
+    except discord.HTTPException as exc:
+        log.warning("could not list the bot's guilds to look for leftover commands: %s", exc)
+        return
+    for guild in guilds:
         try:
             if await tree.fetch_commands(guild=guild):
                 await tree.sync(guild=guild)  # the tree has nothing for this guild: an empty overwrite
                 log.info("removed leftover command registrations in guild %s", guild.id)
         except discord.Forbidden:  # invited without applications.commands: nothing of ours is there
             continue
+        except discord.HTTPException as exc:
+            log.warning("could not check guild %s for leftover commands: %s", guild.id, exc)
