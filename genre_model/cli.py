@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import sys
 from pathlib import Path
@@ -13,36 +14,47 @@ from genre_model.errors import GenreModelError
 
 
 def _add_train_options(p: argparse.ArgumentParser) -> None:
+    """Every :class:`~genre_model.train.TrainOptions` field as a flag, its default taken from there."""
+    from genre_model.recipe import ARCHS, WEIGHTINGS, TrainOptions
+
+    d = TrainOptions()
     p.add_argument("data", nargs="+", type=Path, help="genre folders (GTZAN layout) or manifest CSVs")
-    p.add_argument("--arch", choices=("musicnn", "cnn"), default="musicnn",
-                   help="musicnn: pretrained backbone + trained head (default); cnn: the original study's CNN")
-    p.add_argument("--epochs", type=int, default=0, help="maximum epochs (default: per architecture)")
-    p.add_argument("--batch-size", type=int, default=64)
-    p.add_argument("--lr", "--learning-rate", dest="learning_rate", type=float, default=0.0,
-                   help="Adam learning rate (default: per architecture)")
-    p.add_argument("--val-fraction", type=float, default=0.2, help="share of track groups kept for validation")
-    p.add_argument("--seed", type=int, default=1234)
-    p.add_argument("--patience", type=int, default=0, help="early-stopping patience in epochs")
-    p.add_argument("--dropout", type=float, default=0.5)
-    p.add_argument("--l2", type=float, default=1e-3)
-    p.add_argument("--hidden", type=int, default=0, help="hidden units in the head (0 = linear head)")
-    p.add_argument("--mixup", type=float, default=0.2, help="mixup alpha (0 = off)")
-    p.add_argument("--pooling", default="mean_max", help="musicnn embedding: mean, max, penultimate, or joined by _")
-    p.add_argument("--transform", default="sqrt", choices=("none", "sqrt"),
-                   help="musicnn per-window embedding transform (sqrt = signed square root)")
-    p.add_argument("--ensemble", type=int, default=5, help="musicnn: number of heads (different seeds) averaged")
-    p.add_argument("--max-seconds", type=float, default=MAX_AUDIO_SECONDS)
-    p.add_argument("--cache", type=Path, default=None, help="folder to cache embeddings in")
+    p.add_argument("--arch", choices=ARCHS, default=d.arch,
+                   help="musicnn: pretrained backbone + logistic head (default); cnn: the original study's CNN")
+    p.add_argument("--seed", type=int, default=d.seed, help="random seed (default: %(default)s)")
+    p.add_argument("--max-seconds", type=float, default=d.max_seconds,
+                   help="read at most this much of each file (default: %(default)s)")
+    p.add_argument("--cache", type=Path, default=None, help="folder to cache embeddings in (default: none)")
+    m = p.add_argument_group("musicnn head")
+    m.add_argument("--c", type=float, default=d.c,
+                   help="inverse L2 strength of the logistic regression (default: %(default)s)")
+    m.add_argument("--weighting", choices=WEIGHTINGS, default=d.weighting,
+                   help="equal weight per genre (class), and per artist within it (default: %(default)s)")
+    m.add_argument("--pooling", default=d.pooling,
+                   help="musicnn outputs in the embedding: mean, max, penultimate joined by _ (default: %(default)s)")
+    m.add_argument("--transform", default=d.transform, choices=("none", "sqrt"),
+                   help="per-window transform of the pooled features (default: %(default)s)")
+    m.add_argument("--detector-clips", type=int, default=d.detector_clips,
+                   help="generated non-music clips of each kind for the sound detector (default: %(default)s)")
+    m.add_argument("--calibration-folds", type=int, default=d.calibration_folds,
+                   help="folds grouped by artist whose held-out predictions fit the temperature (default: %(default)s)")
+    c = p.add_argument_group("cnn (trained end to end)")
+    c.add_argument("--epochs", type=int, default=d.epochs, help="maximum epochs (default: %(default)s)")
+    c.add_argument("--batch-size", type=int, default=d.batch_size, help="windows per batch (default: %(default)s)")
+    c.add_argument("--lr", "--learning-rate", dest="learning_rate", type=float, default=d.learning_rate,
+                   help="Adam learning rate (default: %(default)s)")
+    c.add_argument("--patience", type=int, default=d.patience, help="early-stopping patience in epochs (default: %(default)s)")
+    c.add_argument("--dropout", type=float, default=d.dropout, help="dropout rate (default: %(default)s)")
+    c.add_argument("--mixup", type=float, default=d.mixup, help="mixup alpha, 0 = off (default: %(default)s)")
+    c.add_argument("--val-fraction", type=float, default=d.val_fraction,
+                   help="share of track (or artist) groups kept for validation (default: %(default)s)")
 
 
 def _options(args: argparse.Namespace):
-    from genre_model.train import TrainOptions
+    from genre_model.recipe import TrainOptions
 
-    return TrainOptions(arch=args.arch, epochs=args.epochs, batch_size=args.batch_size,
-                        learning_rate=args.learning_rate, val_fraction=args.val_fraction, seed=args.seed,
-                        patience=args.patience, dropout=args.dropout, l2=args.l2, hidden=args.hidden,
-                        mixup=args.mixup, pooling=args.pooling,
-                        transform=args.transform, ensemble=args.ensemble, max_seconds=args.max_seconds, cache_dir=args.cache)
+    names = [f.name for f in dataclasses.fields(TrainOptions) if f.name != "cache_dir"]
+    return TrainOptions(**{name: getattr(args, name) for name in names}, cache_dir=args.cache)
 
 
 def _seed_list(text: str) -> list[int]:

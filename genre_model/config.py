@@ -40,4 +40,4 @@ AUDIO_EXTENSIONS = (".wav", ".mp3", ".ogg", ".oga", ".opus", ".flac", ".m4a", ".
 WINDOWS_EXTENSION = ".npz"
 
 #: Artifact format version; loading refuses other major versions.
-ARTIFACT_FORMAT = 1
+ARTIFACT_FORMAT = 2

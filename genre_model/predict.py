@@ -14,10 +14,11 @@ from typing import Any
 import numpy as np
 from ai_edge_litert.interpreter import Interpreter
 
-from genre_model.artifact import ModelInfo, load_info
+from genre_model.artifact import ModelInfo, load_detector, load_head, load_info
 from genre_model.audio import load_audio
-from genre_model.config import DEFAULT_MODEL_DIR, MAX_AUDIO_SECONDS, MAX_WINDOWS, TOP_K, WINDOWS_EXTENSION
+from genre_model.config import DEFAULT_MODEL_DIR, MAX_AUDIO_SECONDS, MAX_WINDOWS, TOP_K, WINDOWS_EXTENSION, display_name
 from genre_model.errors import ArtifactError
+from genre_model.linear import softmax
 from genre_model.features import cut_windows, load_windows, log_mel, window_starts
 
 
@@ -31,11 +32,21 @@ class Segment:
     p: float
 
 
+#: Runners-up within this much probability of the top genre make a "could be X or Y" call.
+CLOSE_CALL = 0.15
+#: How many of musicnn's MSD tags a prediction reports (strongest first).
+TOP_TAGS = 3
+
+
 @dataclasses.dataclass
 class Prediction:
-    """A whole-song prediction plus what the bot stores and draws."""
+    """A whole-song prediction plus what the bot stores and draws.
 
-    genre: str
+    ``sound`` is "music", or what the song sounds like instead ("speech", "tone", "noise");
+    then ``genre`` is None and the genre probabilities are only what the head would say.
+    """
+
+    genre: str | None
     probabilities: dict[str, float]
     timeline: list[Segment]
     duration_s: float
@@ -45,14 +56,29 @@ class Prediction:
     #: Log-mel spectrogram ``(n_mels, frames)`` of the analysed audio, for the image.
     spectrogram: np.ndarray = dataclasses.field(repr=False)
     seconds_per_frame: float = 0.0
+    sound: str = "music"
+    #: The strongest MSD tags of the song (musicnn's 50 tags; not genres), strongest first.
+    tags: list[tuple[str, float]] = dataclasses.field(default_factory=list)
+
+    @property
+    def music(self) -> bool:
+        return self.sound == "music"
 
     @property
     def confidence(self) -> float:
-        return self.probabilities[self.genre]
+        return self.probabilities[self.genre] if self.genre else 0.0
 
     def top_k(self, k: int = TOP_K) -> list[tuple[str, float]]:
         """The ``k`` most likely genres, most likely first."""
         return sorted(self.probabilities.items(), key=lambda kv: -kv[1])[:k]
+
+    def close_call(self) -> list[str]:
+        """The top genre and the runners-up within :data:`CLOSE_CALL` of it, when there are any."""
+        return close_genres(self.probabilities) if self.music else []
+
+    def verdict(self) -> str:
+        """The answer in words: "reggae", "could be reggae or hip-hop", "speech, not music"."""
+        return verdict(self.genre, self.probabilities, self.sound)
 
     def probabilities_array(self, labels: tuple[str, ...]) -> np.ndarray:
         """Probabilities as a vector in ``labels`` order."""
@@ -62,27 +88,44 @@ class Prediction:
         """PNG: the analysed spectrogram with the per-window genre timeline under it."""
         from genre_model.plots import prediction_image
 
-        ranked = "  ".join(f"{g} {p:.0%}" for g, p in self.top_k())
-        title = f"{name + ': ' if name else ''}{ranked}"
+        if self.music:
+            ranked = "  ".join(f"{display_name(g)} {p:.0%}" for g, p in self.top_k())
+        else:
+            ranked = f"not music ({self.sound})"
+        tags = f"   tags: {', '.join(t for t, _ in self.tags)}" if self.tags and self.music else ""
+        title = f"{name + ': ' if name else ''}{ranked}{tags}"
         segments = [(s.start_s, s.end_s, s.genre, s.p) for s in self.timeline]
         return prediction_image(self.spectrogram, self.seconds_per_frame, segments, labels, title)
 
     def to_json(self, file: str) -> dict[str, Any]:
         """The ``genre-model predict --json`` record."""
         return {
-            "file": file, "genre": self.genre,
+            "file": file, "music": self.music, "sound": self.sound, "genre": self.genre,
+            "close_call": self.close_call(),
             "probabilities": {k: round(v, 6) for k, v in self.probabilities.items()},
+            "tags": [{"tag": t, "p": round(p, 4)} for t, p in self.tags],
             "timeline": [dataclasses.asdict(s) for s in self.timeline],
             "duration_s": round(self.duration_s, 3), "model_version": self.model_version,
         }
 
 
-def softmax(logits: np.ndarray, temperature: float = 1.0) -> np.ndarray:
-    """Row-wise softmax of ``logits / temperature``."""
-    z = np.asarray(logits, dtype=np.float64) / temperature
-    z = z - z.max(axis=-1, keepdims=True)
-    e = np.exp(z)
-    return e / e.sum(axis=-1, keepdims=True)
+def close_genres(probabilities: dict[str, float], margin: float = CLOSE_CALL) -> list[str]:
+    """The top genre plus every runner-up within ``margin`` of it; empty when the top one stands alone."""
+    ranked = sorted(probabilities.items(), key=lambda kv: -kv[1])
+    close = [g for g, p in ranked if ranked[0][1] - p < margin]
+    return close if len(close) > 1 else []
+
+
+def verdict(genre: str | None, probabilities: dict[str, float], sound: str = "music") -> str:
+    """What the model thinks, in words a channel reads: a genre, a close call, or "not music"."""
+    if sound != "music" or genre is None:
+        kind = {"tone": "a tone or beeps", "noise": "noise"}.get(sound, sound)
+        return f"this sounds like {kind}, not music"
+    close = close_genres(probabilities)
+    if close:
+        names = [display_name(g) for g in close[:3]]
+        return f"could be {', '.join(names[:-1])} or {names[-1]}"
+    return display_name(genre)
 
 
 class _Runner:
@@ -124,13 +167,14 @@ class Classifier:
         self.info: ModelInfo = load_info(Path(model_dir))
         threads = num_threads or min(2, os.cpu_count() or 1)
         self._embedder = _Runner(self.info.path("embedder.tflite"), threads)
-        self._head = _Runner(self.info.path("head.tflite"), threads)
+        self._head = load_head(self.info)
+        self._detector = load_detector(self.info)
         if self._embedder.input_shape != self.info.features.input_shape:
             raise ArtifactError(f"{model_dir}: embedder input {self._embedder.input_shape} does not match "
                                 f"the feature config {self.info.features.input_shape}")
-        if self._head.output_dim != len(self.info.labels):
-            raise ArtifactError(f"{model_dir}: head has {self._head.output_dim} outputs for "
-                                f"{len(self.info.labels)} labels")
+        if self._embedder.output_dim != self._head.n_features:
+            raise ArtifactError(f"{model_dir}: embedder gives {self._embedder.output_dim} features, "
+                                f"the head takes {self._head.n_features}")
 
     @property
     def labels(self) -> tuple[str, ...]:
@@ -152,12 +196,33 @@ class Classifier:
         """Uncalibrated head logits of embeddings ``(m, d)``."""
         return self._head(embeddings)
 
-    def probabilities(self, windows: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """(track probabilities ``(labels,)``, per-window probabilities ``(n, labels)``)."""
-        emb = self.embed(windows)
-        logits = self.logits(np.concatenate([emb.mean(axis=0, keepdims=True), emb]))
+    def song_probabilities(self, embeddings: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Window embeddings ``(n, d)`` -> (song probabilities ``(labels,)``, per-window ``(n, labels)``).
+
+        The one place a song's genre is decided: the calibrated head on the mean embedding.
+        """
+        logits = self.logits(np.concatenate([embeddings.mean(axis=0, keepdims=True), embeddings]))
         probs = softmax(logits, self.info.temperature)
         return probs[0], probs[1:]
+
+    def probabilities(self, windows: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """(track probabilities ``(labels,)``, per-window probabilities ``(n, labels)``) of model-input windows."""
+        return self.song_probabilities(self.embed(windows))
+
+    def sound(self, embeddings: np.ndarray) -> str:
+        """"music", or what the song sounds like instead (a model without a detector always says music)."""
+        if self._detector is None:
+            return "music"
+        return self._detector.judge(embeddings.mean(axis=0))[0]
+
+    def tags(self, embeddings: np.ndarray, k: int = TOP_TAGS) -> list[tuple[str, float]]:
+        """The ``k`` strongest tags of the song (mean over windows), strongest first; [] without tags."""
+        names = self.info.tags
+        if not names:
+            return []
+        scores = embeddings[:, -len(names):].mean(axis=0)
+        order = np.argsort(-scores)[:k]
+        return [(names[i], round(float(scores[i]), 4)) for i in order]
 
     def file_probabilities(self, path: str | os.PathLike) -> np.ndarray:
         """Track probabilities (labels order) of an audio file or of stored ``.npz`` windows."""
@@ -175,7 +240,9 @@ class Classifier:
         spectrogram = log_mel(samples, cfg)
         starts = window_starts(spectrogram.shape[-1], cfg, max_windows=max_windows)
         windows = cut_windows(spectrogram, cfg, starts)
-        track, per_window = self.probabilities(windows)
+        embeddings = self.embed(windows)
+        track, per_window = self.song_probabilities(embeddings)
+        sound = self.sound(embeddings)
         seconds_per_frame = cfg.hop_length / cfg.sample_rate
         timeline = [
             Segment(round(float(s * seconds_per_frame), 3), round(float((s + cfg.window_frames) * seconds_per_frame), 3),
@@ -184,10 +251,11 @@ class Classifier:
         ]
         probabilities = {label: float(p) for label, p in zip(self.labels, track)}
         return Prediction(
-            genre=self.labels[int(track.argmax())], probabilities=probabilities, timeline=timeline,
-            duration_s=samples.size / cfg.sample_rate, model_version=self.version, windows=windows,
+            genre=self.labels[int(track.argmax())] if sound == "music" else None, probabilities=probabilities,
+            timeline=timeline, duration_s=samples.size / cfg.sample_rate, model_version=self.version,
+            sound=sound, tags=self.tags(embeddings), windows=windows,
             spectrogram=spectrogram[0], seconds_per_frame=seconds_per_frame,
         )
 
 
-__all__ = ["Classifier", "Prediction", "Segment", "softmax"]
+__all__ = ["Classifier", "Prediction", "Segment", "close_genres", "softmax", "verdict"]

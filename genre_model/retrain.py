@@ -54,7 +54,7 @@ def not_worse(candidate: dict[str, Any], live: dict[str, Any]) -> tuple[bool, st
 
 def same_recipe(saved: dict[str, Any], *, arch: str, epochs: int, cache_dir: Path | None):
     """The live model's training options (as recorded in its metadata), with a new cache and epoch cap."""
-    from genre_model.train import TrainOptions
+    from genre_model.recipe import TrainOptions
 
     known = {f.name for f in dataclasses.fields(TrainOptions)} - {"cache_dir", "epochs"}
     options = TrainOptions(**{k: v for k, v in saved.items() if k in known})

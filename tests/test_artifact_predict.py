@@ -23,7 +23,8 @@ from genre_model.features import extract_windows, save_windows
 pytestmark = pytest.mark.slow
 
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
-JSON_KEYS = {"file", "genre", "probabilities", "timeline", "duration_s", "model_version"}
+JSON_KEYS = {"file", "music", "sound", "genre", "close_call", "probabilities", "tags", "timeline", "duration_s",
+             "model_version"}
 SEGMENT_KEYS = {"start_s", "end_s", "genre", "p"}
 
 
@@ -71,7 +72,7 @@ def test_load_info_round_trip(tiny_model_dir: Path) -> None:
 def test_corrupted_file_is_detected(model_copy: Path) -> None:
     from genre_model.predict import Classifier
 
-    path = model_copy / "head.tflite"
+    path = model_copy / "head.npz"
     data = bytearray(path.read_bytes())
     for i in range(100, 110):
         data[i] ^= 0xFF
@@ -104,7 +105,7 @@ def test_bad_json(model_copy: Path) -> None:
 
 
 @pytest.mark.parametrize("change, words", [
-    (lambda m: m.update(format=2), "format"),
+    (lambda m: m.update(format=1), "format"),
     (lambda m: m.pop("labels"), "incomplete"),
     (lambda m: m.update(labels=["rock"]), "labels"),
     (lambda m: m.update(labels=["rock", "rock"]), "labels"),
@@ -130,9 +131,9 @@ def test_metadata_not_an_object(model_copy: Path) -> None:
 def test_unloadable_flatbuffer_with_matching_checksum(model_copy: Path) -> None:
     from genre_model.predict import Classifier
 
-    (model_copy / "head.tflite").write_bytes(b"not a flatbuffer at all" * 10)
+    (model_copy / "embedder.tflite").write_bytes(b"not a flatbuffer at all" * 10)
     meta = json.loads((model_copy / METADATA).read_text())
-    meta["checksums"]["head.tflite"] = sha256(model_copy / "head.tflite")
+    meta["checksums"]["embedder.tflite"] = sha256(model_copy / "embedder.tflite")
     (model_copy / METADATA).write_text(json.dumps(meta))
     with pytest.raises(ArtifactError, match="LiteRT"):
         Classifier(model_copy)
@@ -216,7 +217,7 @@ def test_predict_rejects_unusable_audio(classifier, tmp_path: Path) -> None:
 
 
 def test_probabilities_are_temperature_scaled(classifier, song: Path) -> None:
-    from genre_model.predict import softmax
+    from genre_model.linear import softmax
 
     windows = classifier.predict(song).windows
     emb = classifier.embed(windows)
@@ -231,13 +232,15 @@ def test_probabilities_are_temperature_scaled(classifier, song: Path) -> None:
 def test_keras_and_litert_agree(classifier, tiny_model_dir: Path, song: Path) -> None:
     import keras
 
-    from genre_model.predict import softmax
+    from genre_model.linear import softmax
 
     windows, _ = extract_windows(synth_music(6.0, 22050, seed=22), TINY_FEATURES)
+    from genre_model.artifact import load_head
+
     embedder = keras.saving.load_model(tiny_model_dir / "embedder.keras")
-    head = keras.saving.load_model(tiny_model_dir / "head.keras")
+    head = load_head(load_info(tiny_model_dir))
     emb = np.asarray(embedder(windows, training=False))
-    logits = np.asarray(head(np.concatenate([emb.mean(axis=0, keepdims=True), emb]), training=False))
+    logits = head(np.concatenate([emb.mean(axis=0, keepdims=True), emb]))
     expected = softmax(logits, 1.5)
     track, per_window = classifier.probabilities(windows)
     assert np.max(np.abs(track - expected[0])) < 1e-4
