@@ -181,3 +181,31 @@ async def server():
 
     async with fake_discord() as srv:
         yield srv
+
+
+@pytest.fixture(scope="session")
+def pg_cluster():
+    """A throwaway PostgreSQL server for this test session (tests/pgcluster.py). Fails, never skips,
+    when PostgreSQL is not installed."""
+    from pgcluster import PostgresCluster, PostgresMissing
+
+    try:
+        cluster = PostgresCluster()
+    except PostgresMissing as exc:
+        pytest.fail(str(exc), pytrace=False)
+    try:
+        cluster.start()
+        yield cluster
+    finally:
+        cluster.stop()
+
+
+@pytest_asyncio.fixture(params=["sqlite", "postgres"])
+async def backend(request, tmp_path):
+    """One fresh, empty database of each storage backend (tests/storage_backends.py)."""
+    from storage_backends import PostgresBackend, SqliteBackend
+
+    if request.param == "sqlite":
+        return SqliteBackend(tmp_path)
+    cluster = request.getfixturevalue("pg_cluster")
+    return PostgresBackend(tmp_path, await cluster.create_database())

@@ -127,7 +127,7 @@ async def test_feedback_votes_and_correction_land_in_sqlite(server, tmp_path):
         out = tmp_path / "export"
         assert await run.bot.storage.export_corrections(out) == 1
         (track,) = load_dataset(out)
-        assert track.label == right and track.is_windows and track.group == f"pred-{pid}"
+        assert track.label == right and track.is_windows and track.group == f"corr-{pid}"
 
 
 async def test_admin_commands_refuse_non_admins(server, tmp_path):
