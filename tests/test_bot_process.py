@@ -15,7 +15,7 @@ import subprocess
 import sys
 
 import pytest
-from botharness import USER_ID, BotProcess
+from botharness import USER_ID, BotProcess, poll
 from conftest import encode, synth_music
 
 from bot import replies
@@ -89,15 +89,6 @@ async def test_twenty_at_once_are_all_answered_and_sigterm_is_graceful(server, t
     assert answered == 20, f"{busy} busy replies"  # the default queue holds 32
     assert code == 0 and stall, log[-2000:]
     assert "test-token-do-not-log" not in log
-
-
-async def poll(check, timeout: float = 20.0):
-    """Await ``check()`` until it returns something truthy."""
-    deadline = asyncio.get_running_loop().time() + timeout
-    while not (result := await check()):
-        assert asyncio.get_running_loop().time() < deadline, "timed out"
-        await asyncio.sleep(0.05)
-    return result
 
 
 async def test_votes_survive_sigkill_and_old_messages_still_count(server, tmp_path, backend):
