@@ -248,8 +248,8 @@ def summarise(tracks: Sequence[Track]) -> dict[str, int]:
 #: The manifest a data folder may hold; :func:`load_dataset` reads a folder through it.
 MANIFEST_NAME = "MANIFEST.csv"
 #: The columns :func:`write_manifest` writes. :func:`load_dataset` needs ``path`` and ``genre``
-#: and honours ``group`` and ``artist``; ``source`` says where a label came from.
-MANIFEST_COLUMNS = ("path", "genre", "group", "artist", "source")
+#: and honours ``group``, ``artist`` and ``split``; ``source`` says where a label came from.
+MANIFEST_COLUMNS = ("path", "genre", "group", "artist", "split", "source")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -257,14 +257,21 @@ class ManifestRow:
     """One line of a manifest: ``path`` is relative to the manifest's folder, or absolute.
 
     ``group`` ties together examples a split must keep on one side (empty: the track alone);
-    ``source`` is free text such as the bot's ``corrected`` / ``confirmed``.
+    ``artist`` and ``split`` are :class:`Track`'s; ``source`` is free text such as the bot's
+    ``corrected`` / ``confirmed``.
     """
 
     path: str
     genre: str
     group: str = ""
     artist: str = ""
+    split: str = ""
     source: str = ""
+
+    @classmethod
+    def of(cls, track: Track, source: str = "") -> "ManifestRow":
+        """The row that :func:`load_dataset` reads back as ``track`` (absolute path)."""
+        return cls(str(track.path), track.label, track.group, track.artist, track.split, source)
 
 
 def write_manifest(path: Path, rows: Iterable[ManifestRow]) -> int:
@@ -276,5 +283,5 @@ def write_manifest(path: Path, rows: Iterable[ManifestRow]) -> int:
     with Path(path).open("w", newline="", encoding="utf-8") as handle:
         writer = csv.writer(handle)
         writer.writerow(MANIFEST_COLUMNS)
-        writer.writerows([str(r.path), r.genre, r.group, r.artist, r.source] for r in rows)
+        writer.writerows([str(r.path), r.genre, r.group, r.artist, r.split, r.source] for r in rows)
     return len(rows)

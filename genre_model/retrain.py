@@ -75,7 +75,7 @@ def run(args: argparse.Namespace) -> int:
         rest, holdout = split_tracks(base, HOLDOUT_FRACTION, HOLDOUT_SEED)
     with tempfile.TemporaryDirectory(prefix="genrebot-retrain-") as tmp:
         manifest = Path(tmp) / "train.csv"  # the base tracks the candidate may learn from
-        write_manifest(manifest, [ManifestRow(str(t.path), t.label, t.group) for t in rest])
+        write_manifest(manifest, [ManifestRow.of(t) for t in rest])
         sources = [manifest]
         if args.corrections and any(args.corrections.rglob("*.npz")):
             sources.append(args.corrections)

@@ -340,10 +340,14 @@ def test_write_manifest_is_read_back_by_load_dataset(tmp_path: Path) -> None:
     a = _write(tmp_path / "data" / "blues" / "a.wav", synth_music(1.0, SR, seed=1))
     b = _write(tmp_path / "elsewhere" / "b, \"odd\".wav", synth_music(1.0, SR, seed=2))
     rows = [ManifestRow("blues/a.wav", "blues", "corr-3", source="corrected"),
-            ManifestRow(str(b), "jazz", "", artist="Someone, Jr.")]
+            ManifestRow(str(b), "jazz", "", artist="Someone, Jr.", split="valid")]
     assert write_manifest(tmp_path / "data" / MANIFEST_NAME, rows) == 2
     with (tmp_path / "data" / MANIFEST_NAME).open(newline="") as f:
         assert tuple(next(csv.reader(f))) == MANIFEST_COLUMNS
     tracks = {t.path: t for t in load_dataset(tmp_path / "data", labels=GENRES4)}
-    assert tracks[a.resolve()].label == "blues" and tracks[a.resolve()].group == "corr-3"
-    assert tracks[b.resolve()].label == "jazz" and tracks[b.resolve()].group == "jazz/" + track_id(b)
+    assert (tracks[a.resolve()].label, tracks[a.resolve()].group) == ("blues", "corr-3")
+    jazz = tracks[b.resolve()]
+    assert (jazz.label, jazz.group, jazz.artist, jazz.split) == ("jazz", "jazz/" + track_id(b), "Someone, Jr.", "valid")
+    # a Track survives a round trip through ManifestRow.of
+    write_manifest(tmp_path / "copy.csv", [ManifestRow.of(t) for t in tracks.values()])
+    assert sorted(load_dataset(tmp_path / "copy.csv", labels=GENRES4), key=str) == sorted(tracks.values(), key=str)

@@ -434,7 +434,7 @@ async def test_export_layout_and_manifest(store, tmp_path, ticking_clock):
     }
     with open(out / "MANIFEST.csv", newline="") as f:
         rows = list(csv.DictReader(f))
-    assert list(rows[0]) == ["path", "genre", "group", "artist", "source"]
+    assert list(rows[0]) == ["path", "genre", "group", "artist", "split", "source"]
     assert {r["path"]: (r["genre"], r["source"]) for r in rows} == expected
     first = min(p["corrected"], p["tie_genres"], p["confirmed"])
     assert {r["group"] for r in rows} == {f"corr-{first}"}, "one uploader: one group"
@@ -481,7 +481,7 @@ async def test_export_is_readable_by_the_trainer(store, tmp_path, ticking_clock)
 
 async def test_export_empty(store, tmp_path):
     assert await store.export_corrections(tmp_path / "empty") == 0
-    assert (tmp_path / "empty" / "MANIFEST.csv").read_text().strip() == "path,genre,group,artist,source"
+    assert (tmp_path / "empty" / "MANIFEST.csv").read_text().strip() == "path,genre,group,artist,split,source"
 
 
 # --- privacy -----------------------------------------------------------------
