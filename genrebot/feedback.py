@@ -102,13 +102,28 @@ def uploader_groups(items: Iterable[tuple[int, int, str]]) -> dict[int, str]:
 
 
 def corrections(rated: Iterable[Rated]) -> list[Correction]:
-    """The correction dataset: one example per prediction with a clear majority, grouped by
-    uploader and file, in prediction id order."""
+    """The correction dataset, in prediction id order: one example per uploaded file.
+
+    Each prediction is labelled by its own votes (:func:`label_from_votes`). Predictions of one
+    file (same sha256) that got the same label give one example (the earliest prediction); files
+    whose predictions got different labels give none: the trainer must not see one recording
+    under two genres. Groups (:func:`uploader_groups`) are computed over every labelled
+    prediction, so a duplicate that is left out still links its uploader's other examples.
+    """
     labelled = []
     for item in sorted(rated, key=lambda r: r.prediction_id):
         verdict = label_from_votes(item.genre, item.votes)
         if verdict is not None:
             labelled.append((item, *verdict))
     groups = uploader_groups((item.prediction_id, item.uploader_id, item.file_sha256) for item, _, _ in labelled)
-    return [Correction(item.prediction_id, label, source, groups[item.prediction_id])
-            for item, label, source in labelled]
+    labels_of_file: dict[str, set[str]] = {}
+    for item, label, _ in labelled:
+        labels_of_file.setdefault(item.file_sha256, set()).add(label)
+    seen: set[str] = set()
+    result = []
+    for item, label, source in labelled:
+        if len(labels_of_file[item.file_sha256]) > 1 or item.file_sha256 in seen:
+            continue
+        seen.add(item.file_sha256)
+        result.append(Correction(item.prediction_id, label, source, groups[item.prediction_id]))
+    return result

@@ -37,8 +37,18 @@ def test_uploader_groups_are_components_of_same_uploader_or_same_file():
 def test_corrections_label_and_group_only_clear_majorities():
     rated = [Rated(4, 100, "a", "rock", (Vote(1, W, "jazz"),)),
              Rated(2, 100, "b", "pop", (Vote(1, R), Vote(2, W, "jazz"))),    # tie: no example, no group
-             Rated(8, 200, "a", "pop", (Vote(3, R),)),
+             Rated(8, 100, "d", "pop", (Vote(3, R),)),                      # same uploader as 4
              Rated(6, 300, "c", "blues", (Vote(3, R), Vote(4, R)))]
     assert corrections(rated) == [Correction(4, "jazz", "corrected", "corr-4"),
                                   Correction(6, "blues", "confirmed", "corr-6"),
                                   Correction(8, "pop", "confirmed", "corr-4")]
+
+
+def test_one_example_per_file_and_none_for_a_file_labelled_two_ways():
+    rated = [Rated(1, 100, "same", "rock", (Vote(9, R),)),
+             Rated(2, 200, "same", "rock", (Vote(9, R),)),                   # same file, same label: dropped
+             Rated(3, 200, "other", "pop", (Vote(9, R),)),                   # linked to 1 through 2's uploader
+             Rated(4, 300, "torn", "rock", (Vote(9, R),)),
+             Rated(5, 400, "torn", "rock", (Vote(9, W, "jazz"),))]          # same file, other label: both out
+    assert corrections(rated) == [Correction(1, "rock", "confirmed", "corr-1"),
+                                  Correction(3, "pop", "confirmed", "corr-1")]

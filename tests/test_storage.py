@@ -38,13 +38,16 @@ async def store(backend):
 
 
 async def add_prediction(store: Storage, user_id: int = 1, *, windows=True, top=("rock", 0.7),
-                         sha: str = "ab" * 32, audio: bytes | None = None, file_name: str = "song.mp3") -> int:
+                         sha: str | None = None, audio: bytes | None = None, file_name: str = "song.mp3") -> int:
+    """A prediction of its own file (unless ``sha`` says otherwise) with its own windows."""
     rest = [("pop", 0.2), ("jazz", 0.1)]
+    seed = next(_seeds)
     return await store.record_prediction(
-        user_id=user_id, guild_id=10, channel_id=20, interaction_id=30, file_name=file_name, file_sha256=sha,
+        user_id=user_id, guild_id=10, channel_id=20, interaction_id=30, file_name=file_name,
+        file_sha256=sha or f"{seed:064x}",
         duration_s=31.5, model_version="v1", top_k=[top, *rest],
         # every prediction gets its own windows: identical files would be one recording to the trainer
-        windows=np.random.default_rng(next(_seeds)).random((3, 128, 128, 2)) if windows else None,
+        windows=np.random.default_rng(seed).random((3, 128, 128, 2)) if windows else None,
         feature_config=FEATURES if windows else None, audio=audio,
     )
 
@@ -416,11 +419,15 @@ async def test_corrections_are_grouped_by_uploader_and_by_file(store):
     carol = await add_prediction(store, user_id=1003, sha=sha("d"))
     dave_x = await add_prediction(store, user_id=1004, sha=sha("a"), windows=False)  # not exportable
     dave_w = await add_prediction(store, user_id=1004, sha=sha("e"))
-    for pid in (alice_x, alice_y, bob_y, bob_z, carol, dave_x, dave_w):
+    erin_t = await add_prediction(store, user_id=1005, sha=sha("f"))
+    fred_t = await add_prediction(store, user_id=1006, sha=sha("f"))  # erin's file, labelled otherwise
+    for pid in (alice_x, alice_y, bob_y, bob_z, carol, dave_x, dave_w, erin_t):
         await store.set_correction(pid, 7, "jazz")
+    await store.set_correction(fred_t, 7, "metal")
     groups = {c.prediction_id: c.group for c in await store.corrections()}
-    assert groups == {alice_x: f"corr-{alice_x}", alice_y: f"corr-{alice_x}", bob_y: f"corr-{alice_x}",
-                      bob_z: f"corr-{alice_x}", carol: f"corr-{carol}", dave_w: f"corr-{dave_w}"}
+    # bob_y is alice_y's file with the same label: one example, but it still links bob to alice
+    assert groups == {alice_x: f"corr-{alice_x}", alice_y: f"corr-{alice_x}", bob_z: f"corr-{alice_x}",
+                      carol: f"corr-{carol}", dave_w: f"corr-{dave_w}"}
 
 
 async def test_export_layout_and_manifest(store, tmp_path, ticking_clock):
