@@ -192,7 +192,11 @@ def pg_cluster():
     try:
         cluster = PostgresCluster()
     except PostgresMissing as exc:
-        pytest.fail(str(exc), pytrace=False)
+        missing = str(exc)
+    else:
+        missing = None
+    if missing:
+        pytest.fail(missing, pytrace=False)
     try:
         cluster.start()
         yield cluster
@@ -202,10 +206,14 @@ def pg_cluster():
 
 @pytest_asyncio.fixture(params=["sqlite", "postgres"])
 async def backend(request, tmp_path):
-    """One fresh, empty database of each storage backend (tests/storage_backends.py)."""
+    """One fresh, empty database of each storage backend (tests/storage_backends.py); a PostgreSQL
+    database is dropped after its test, so the throwaway cluster stays small."""
     from storage_backends import PostgresBackend, SqliteBackend
 
     if request.param == "sqlite":
-        return SqliteBackend(tmp_path)
+        yield SqliteBackend(tmp_path)
+        return
     cluster = request.getfixturevalue("pg_cluster")
-    return PostgresBackend(tmp_path, await cluster.create_database())
+    url = await cluster.create_database()
+    yield PostgresBackend(tmp_path, url)
+    await cluster.drop_database(url)

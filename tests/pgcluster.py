@@ -118,6 +118,16 @@ class PostgresCluster:
             await conn.close()
         return self.url(name)
 
+    async def drop_database(self, url: str) -> None:
+        """Drop a database made by :meth:`create_database` (closing any connection left to it)."""
+        import asyncpg
+
+        conn = await asyncpg.connect(self.url())
+        try:
+            await conn.execute(f'DROP DATABASE IF EXISTS "{url.rsplit("/", 1)[1]}" WITH (FORCE)')
+        finally:
+            await conn.close()
+
     def stop(self) -> None:
         with contextlib.suppress(Exception):
             if (self.data / "postmaster.pid").exists():
