@@ -20,10 +20,11 @@ import dataclasses
 import functools
 import hashlib
 import json
+import os
 import zipfile
 import zlib
 from pathlib import Path
-from typing import Any
+from typing import Any, BinaryIO, Mapping
 
 import numpy as np
 
@@ -219,19 +220,43 @@ def extract_windows(samples: np.ndarray, config: FeatureConfig, *, hop_frames: i
     return cut_windows(spectrogram, config, starts), times.astype(np.float64)
 
 
-def save_windows(path: Path, windows: np.ndarray, config: FeatureConfig) -> None:
-    """Store windows with the config they were made with (the bot's correction format)."""
-    np.savez_compressed(path, windows=windows.astype(np.float32),
-                        feature_config=np.array(json.dumps(config.to_dict())))
+def save_windows(target: str | os.PathLike | BinaryIO, windows: np.ndarray,
+                 config: FeatureConfig | Mapping[str, Any]) -> None:
+    """Write windows with the feature settings they were made with: the one writer of the ``.npz``
+    windows format (the bot's stored predictions and correction exports).
+
+    ``target`` is a path or a binary file object (left open, not synced: a caller that needs the
+    bytes on disk flushes and fsyncs it). ``config`` is a :class:`FeatureConfig` or its ``to_dict()``.
+    """
+    settings = config.to_dict() if isinstance(config, FeatureConfig) else dict(config)
+    if isinstance(target, (str, os.PathLike)):  # numpy would append ".npz" to other names
+        with open(target, "wb") as handle:
+            save_windows(handle, windows, settings)
+        return
+    np.savez_compressed(target, windows=np.asarray(windows).astype(np.float32, copy=False),
+                        feature_config=np.array(json.dumps(settings)))
+
+
+def read_windows(source: str | os.PathLike | BinaryIO) -> tuple[np.ndarray, dict[str, Any]]:
+    """Read a windows file as written by :func:`save_windows`: the one reader of the format.
+
+    Returns ``(windows as float32, feature settings as a dict)``; anything else raises
+    :class:`DatasetError`.
+    """
+    name = source if isinstance(source, (str, os.PathLike)) else getattr(source, "name", "windows")
+    try:
+        with np.load(source, allow_pickle=False) as data:
+            return data["windows"].astype(np.float32), dict(json.loads(str(data["feature_config"])))
+    except (OSError, KeyError, ValueError, TypeError, EOFError, zipfile.BadZipFile, zlib.error) as exc:
+        raise DatasetError(f"{Path(str(name)).name}: not a feature-windows file ({exc})") from exc
 
 
 def load_windows(path: Path, config: FeatureConfig) -> np.ndarray:
     """Load stored windows, refusing ones made with different feature settings."""
+    windows, settings = read_windows(path)
     try:
-        with np.load(path, allow_pickle=False) as data:
-            windows = data["windows"].astype(np.float32)
-            stored = FeatureConfig.from_dict(json.loads(str(data["feature_config"])))
-    except (OSError, KeyError, ValueError, EOFError, zipfile.BadZipFile, zlib.error) as exc:
+        stored = FeatureConfig.from_dict(settings)
+    except (TypeError, ValueError) as exc:
         raise DatasetError(f"{path.name}: not a feature-windows file ({exc})") from exc
     if _unnormalised(stored) != _unnormalised(config):
         raise DatasetError(f"{path.name}: made with other feature settings than this model uses")

@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
-import csv
 import json
 import sys
 import tempfile
@@ -63,7 +62,7 @@ def same_recipe(saved: dict[str, Any], *, arch: str, epochs: int, cache_dir: Pat
 
 def run(args: argparse.Namespace) -> int:
     from genre_model.artifact import load_info
-    from genre_model.dataset import load_dataset, split_tracks
+    from genre_model.dataset import ManifestRow, load_dataset, split_tracks, write_manifest
     from genre_model.evaluate import report, score_tracks
     from genre_model.predict import Classifier
     from genre_model.train import train as train_model
@@ -76,10 +75,7 @@ def run(args: argparse.Namespace) -> int:
         rest, holdout = split_tracks(base, HOLDOUT_FRACTION, HOLDOUT_SEED)
     with tempfile.TemporaryDirectory(prefix="genrebot-retrain-") as tmp:
         manifest = Path(tmp) / "train.csv"  # the base tracks the candidate may learn from
-        with manifest.open("w", newline="") as handle:
-            writer = csv.writer(handle)
-            writer.writerow(["path", "genre", "group"])
-            writer.writerows([str(t.path), t.label, t.group] for t in rest)
+        write_manifest(manifest, [ManifestRow.of(t) for t in rest])
         sources = [manifest]
         if args.corrections and any(args.corrections.rglob("*.npz")):
             sources.append(args.corrections)

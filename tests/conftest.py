@@ -181,3 +181,39 @@ async def server():
 
     async with fake_discord() as srv:
         yield srv
+
+
+@pytest.fixture(scope="session")
+def pg_cluster():
+    """A throwaway PostgreSQL server for this test session (tests/pgcluster.py). Fails, never skips,
+    when PostgreSQL is not installed."""
+    from pgcluster import PostgresCluster, PostgresMissing
+
+    try:
+        cluster = PostgresCluster()
+    except PostgresMissing as exc:
+        missing = str(exc)
+    else:
+        missing = None
+    if missing:
+        pytest.fail(missing, pytrace=False)
+    try:
+        cluster.start()
+        yield cluster
+    finally:
+        cluster.stop()
+
+
+@pytest_asyncio.fixture(params=["sqlite", "postgres"])
+async def backend(request, tmp_path):
+    """One fresh, empty database of each storage backend (tests/storage_backends.py); a PostgreSQL
+    database is dropped after its test, so the throwaway cluster stays small."""
+    from storage_backends import PostgresBackend, SqliteBackend
+
+    if request.param == "sqlite":
+        yield SqliteBackend(tmp_path)
+        return
+    cluster = request.getfixturevalue("pg_cluster")
+    url = await cluster.create_database()
+    yield PostgresBackend(tmp_path, url)
+    await cluster.drop_database(url)

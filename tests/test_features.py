@@ -243,3 +243,26 @@ def test_log_mel_equals_librosa(config):
                                    atol=1e-4)
         np.testing.assert_allclose(ours[2], librosa.feature.delta(ours[0], width=9, order=2, mode="nearest"),
                                    atol=1e-4)
+
+
+def test_windows_format_has_one_writer_and_one_reader(tmp_path: Path) -> None:
+    """save_windows writes to a path or an open file, with a FeatureConfig or its dict; read_windows
+    reads either back; load_windows (the trainer's view) is built on it."""
+    import io
+
+    from genre_model.features import read_windows
+
+    windows, _ = extract_windows(synth_music(4.0, 22050, seed=4), TINY_FEATURES)
+    buffer = io.BytesIO()
+    save_windows(buffer, windows, TINY_FEATURES.to_dict())
+    with open(tmp_path / "w.pending", "wb") as handle:  # any name: nothing is appended to it
+        save_windows(handle, windows, TINY_FEATURES)
+    assert (tmp_path / "w.pending").read_bytes()[:2] == b"PK" and not (tmp_path / "w.pending.npz").exists()
+    for source in (io.BytesIO(buffer.getvalue()), tmp_path / "w.pending"):
+        loaded, settings = read_windows(source)
+        np.testing.assert_array_equal(loaded, windows)
+        assert FeatureConfig.from_dict(settings) == TINY_FEATURES
+    save_windows(tmp_path / "plain", windows, TINY_FEATURES)
+    assert (tmp_path / "plain").is_file() and not (tmp_path / "plain.npz").exists()
+    with pytest.raises(DatasetError, match="not a feature-windows file"):
+        read_windows(io.BytesIO(b"garbage"))
