@@ -6,6 +6,8 @@ from pathlib import PurePath
 
 import discord
 
+from genre_model.config import coverage
+
 RIGHT = "\N{WHITE HEAVY CHECK MARK}"
 WRONG = "\N{CROSS MARK}"
 FEEDBACK_EMOJI = {RIGHT: "right", WRONG: "wrong"}
@@ -30,7 +32,8 @@ def describe_confidence(p: float) -> str:
 
 
 def prediction_embed(*, file_name: str, genre: str, confidence: float, top_k: list[tuple[str, float]],
-                     duration_s: float, model_version: str) -> discord.Embed:
+                     duration_s: float, model_version: str, analysed_s: float | None = None,
+                     n_windows: int = 0) -> discord.Embed:
     """The reply to /genre: top genre and confidence, runners-up with bars, and the image."""
     embed = discord.Embed(
         title=f"{genre.title()} \N{EM DASH} {confidence:.0%}",
@@ -39,7 +42,9 @@ def prediction_embed(*, file_name: str, genre: str, confidence: float, top_k: li
     )
     embed.add_field(name="Top genres", inline=False,
                     value="\n".join(f"`{bar(p)}` {p:5.1%}  {g}" for g, p in top_k))
-    embed.add_field(name="Analysed", value=f"{duration_s:.1f} s", inline=True)
+    analysed = (coverage(analysed_s, duration_s, n_windows) if analysed_s is not None and n_windows
+                else f"{duration_s:.1f} s")
+    embed.add_field(name="Analysed", value=analysed, inline=True)
     embed.add_field(name="Feedback", inline=True,
                     value=f"{RIGHT} right \N{MIDDLE DOT} {WRONG} wrong \N{MIDDLE DOT} pick the right genre below")
     embed.set_image(url=f"attachment://{IMAGE_NAME}")

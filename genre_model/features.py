@@ -113,22 +113,29 @@ MUSICNN_FEATURES = FeatureConfig(
 )
 
 
+def _hz_to_mel(hz: np.ndarray) -> np.ndarray:
+    hz = np.asarray(hz, dtype=np.float64)
+    linear = hz / (200.0 / 3)
+    log_part = 15.0 + np.log(np.maximum(hz, 1e-10) / 1000.0) / (np.log(6.4) / 27.0)
+    return np.where(hz >= 1000.0, log_part, linear)
+
+
+def _mel_to_hz(mel: np.ndarray) -> np.ndarray:
+    linear = (200.0 / 3) * mel
+    log_part = 1000.0 * np.exp((np.log(6.4) / 27.0) * (mel - 15.0))
+    return np.where(mel >= 15.0, log_part, linear)
+
+
+def mel_edges(sample_rate: int, n_mels: int) -> np.ndarray:
+    """The ``n_mels + 2`` Slaney-mel points (Hz) the filters are built on; band ``i`` peaks at ``[i + 1]``."""
+    return _mel_to_hz(np.linspace(_hz_to_mel(0.0), _hz_to_mel(sample_rate / 2.0), n_mels + 2))
+
+
 @functools.lru_cache(maxsize=8)
 def mel_filterbank(sample_rate: int, n_fft: int, n_mels: int) -> np.ndarray:
     """Slaney-style mel filters ``(n_mels, 1 + n_fft // 2)``, equal to ``librosa.filters.mel``'s defaults."""
-    def hz_to_mel(hz: np.ndarray) -> np.ndarray:
-        hz = np.asarray(hz, dtype=np.float64)
-        linear = hz / (200.0 / 3)
-        log_part = 15.0 + np.log(np.maximum(hz, 1e-10) / 1000.0) / (np.log(6.4) / 27.0)
-        return np.where(hz >= 1000.0, log_part, linear)
-
-    def mel_to_hz(mel: np.ndarray) -> np.ndarray:
-        linear = (200.0 / 3) * mel
-        log_part = 1000.0 * np.exp((np.log(6.4) / 27.0) * (mel - 15.0))
-        return np.where(mel >= 15.0, log_part, linear)
-
     fft_freqs = np.fft.rfftfreq(n_fft, 1.0 / sample_rate)
-    mel_f = mel_to_hz(np.linspace(hz_to_mel(0.0), hz_to_mel(sample_rate / 2.0), n_mels + 2))
+    mel_f = mel_edges(sample_rate, n_mels)
     fdiff = np.diff(mel_f)
     ramps = mel_f[:, None] - fft_freqs[None, :]
     lower = -ramps[:-2] / fdiff[:-1, None]
@@ -189,6 +196,39 @@ def window_starts(n_frames: int, config: FeatureConfig, hop_frames: int | None =
     if max_windows is not None and starts.size > max_windows:
         starts = np.unique(np.linspace(0, last, max_windows).round().astype(np.int64))
     return starts
+
+
+def song_window_starts(n_frames: int, config: FeatureConfig, max_windows: int) -> np.ndarray:
+    """Start frames of windows covering a whole song, spread evenly from its first frame to its last.
+
+    A song that ``max_windows`` windows can cover gets just enough to hear every sample (the
+    overlap, or a gap too small to leave audio out, shared evenly); a longer one gets
+    ``max_windows`` windows from the very start to the very end with equal gaps between
+    them. Empty if not one window fits.
+    """
+    if max_windows < 1:
+        raise ValueError(f"max_windows must be at least 1, got {max_windows}")
+    last = n_frames - config.window_frames
+    if last < 0:
+        return np.zeros(0, dtype=np.int64)
+    # Centred frames read n_fft samples each, hop apart: windows up to `reach` frames apart still
+    # hear every sample between them, and a lone window at 0 hears a song of `alone` extra frames.
+    reach = config.window_frames - 1 + config.n_fft // config.hop_length
+    alone = max(0, config.n_fft // (2 * config.hop_length) - 1)
+    n = min(max_windows, 1 + -(-max(0, last - alone) // reach))
+    return np.unique(np.linspace(0, last, n).round().astype(np.int64))
+
+
+def window_spans(starts: np.ndarray, config: FeatureConfig, n_samples: int) -> np.ndarray:
+    """``(n, 2)`` seconds ``[begin, end)`` of the audio each window at ``starts`` is computed from.
+
+    Frames are centred: frame ``i`` reads samples ``i * hop - n_fft / 2`` up to ``+ n_fft / 2``
+    (clipped to the clip), so a window reads a little more than ``window_seconds``.
+    """
+    half = config.n_fft // 2
+    begin = np.maximum(np.asarray(starts) * config.hop_length - half, 0)
+    end = np.minimum((np.asarray(starts) + config.window_frames - 1) * config.hop_length + half, n_samples)
+    return np.stack([begin, end], axis=1) / config.sample_rate
 
 
 def cut_windows(spectrogram: np.ndarray, config: FeatureConfig, starts: np.ndarray) -> np.ndarray:

@@ -138,6 +138,7 @@ class GenreCog(commands.Cog):
             await asyncio.to_thread((audio_dir / f"{prediction_id}{PurePath(name).suffix}").write_bytes, data)
         embed = replies.prediction_embed(file_name=name, genre=result.genre, confidence=result.confidence,
                                          top_k=result.top_k, duration_s=result.duration_s,
+                                         analysed_s=result.analysed_s, n_windows=result.n_windows,
                                          model_version=result.model_version)
         image = discord.File(io.BytesIO(result.image_png), filename=replies.IMAGE_NAME)
         message = await interaction.followup.send(embed=embed, file=image, view=CorrectionView(), wait=True)
