@@ -41,9 +41,10 @@ EXAMPLE_CLIP = PACKAGE_DIR / "examples" / "example.ogg"
 #: Read at most this many seconds of any input; the rest is never decoded.
 MAX_AUDIO_SECONDS = 600.0
 #: At serving time a song is covered end to end by windows (3 s for musicnn) up to this many;
-#: a longer one gets this many, spread evenly from its start to its end. Each window costs
-#: one embedder call (about 23 ms on 2 threads): see benchmarks/bench_song_windows.py.
-MAX_WINDOWS = 16
+#: a longer one gets this many, spread evenly from its start to its end. Each window costs an
+#: embedder call (~23 ms on 2 threads); 10 hear all of a 30-s clip and keep a 3-minute song's
+#: end-to-end time below the 8-window version's (benchmarks/bench_song_windows.py measures caps).
+MAX_WINDOWS = 10
 #: Number of runners-up reported with a prediction (including the top genre).
 TOP_K = 3
 #: Below this peak amplitude (full scale = 1.0) a clip counts as silent.

@@ -145,29 +145,38 @@ def mel_filterbank(sample_rate: int, n_fft: int, n_mels: int) -> np.ndarray:
     return weights.astype(np.float32)
 
 
-def power_spectrogram(samples: np.ndarray, n_fft: int, hop_length: int) -> np.ndarray:
+def power_spectrogram(samples: np.ndarray, n_fft: int, hop_length: int,
+                      frames: np.ndarray | None = None) -> np.ndarray:
     """|STFT|^2 ``(1 + n_fft // 2, frames)`` with a periodic Hann window and centred, zero-padded frames.
 
     The same numbers as ``librosa.stft`` (librosa >= 0.10 defaults), computed with numpy
     only: librosa's own path initialises numba/LLVM, about 200 MB in every worker process.
+    ``frames`` (indices) computes only those frames, each exactly as in the whole.
     """
     padded = np.pad(samples.astype(np.float32, copy=False), n_fft // 2, mode="constant")
     n_frames = 1 + (padded.size - n_fft) // hop_length
-    frames = np.lib.stride_tricks.sliding_window_view(padded, n_fft)[::hop_length][:n_frames]
+    every = np.lib.stride_tricks.sliding_window_view(padded, n_fft)[::hop_length][:n_frames]
+    frames = every if frames is None else every[np.asarray(frames)]
     window = (0.5 - 0.5 * np.cos(2.0 * np.pi * np.arange(n_fft) / n_fft)).astype(np.float32)
     spectrum = np.fft.rfft(frames * window, axis=1)
     return (spectrum.real ** 2 + spectrum.imag ** 2).astype(np.float32).T
 
 
-def log_mel(samples: np.ndarray, config: FeatureConfig) -> np.ndarray:
-    """Log-mel spectrogram, shape ``(channels, n_mels, frames)``, float32, not yet standardised."""
+def log_mel(samples: np.ndarray, config: FeatureConfig, frames: np.ndarray | None = None) -> np.ndarray:
+    """Log-mel spectrogram, shape ``(channels, n_mels, frames)``, float32, not yet standardised.
+
+    ``frames`` (indices of the centred frames, ``1 + len(samples) // hop`` in all) computes
+    only those; delta channels need every frame, so configs with deltas refuse it.
+    """
     if samples.ndim != 1:
         raise ValueError("samples must be mono (1-D)")
+    if frames is not None and config.deltas:
+        raise ValueError("delta channels are computed over every frame; frames= needs deltas=False")
     if samples.size < config.min_samples:
         have = samples.size / config.sample_rate
         raise AudioError(f"clip is {have:.1f} s; I need at least {config.window_seconds:.0f} s")
     power = mel_filterbank(config.sample_rate, config.n_fft, config.n_mels) @ power_spectrogram(
-        samples, config.n_fft, config.hop_length)
+        samples, config.n_fft, config.hop_length, frames)
     if config.log_scale == "db":  # librosa.power_to_db(power, ref=1.0, amin=1e-10, top_db=None)
         mel = (10.0 * np.log10(np.maximum(power, 1e-10))).astype(np.float32)
     else:
@@ -229,6 +238,28 @@ def window_spans(starts: np.ndarray, config: FeatureConfig, n_samples: int) -> n
     begin = np.maximum(np.asarray(starts) * config.hop_length - half, 0)
     end = np.minimum((np.asarray(starts) + config.window_frames - 1) * config.hop_length + half, n_samples)
     return np.stack([begin, end], axis=1) / config.sample_rate
+
+
+def song_features(samples: np.ndarray, config: FeatureConfig, starts: np.ndarray,
+                  overview_frames: int) -> tuple[np.ndarray, np.ndarray, int]:
+    """(model windows at ``starts``, log-mel overview of the whole song, its frame step) for one song.
+
+    The overview (first channel, every ``step``-th frame, at most about ``overview_frames``
+    of them) is for the picture. When the windows leave most of a long song out, only
+    the frames the windows and the overview need are computed, each exactly as in the
+    full spectrogram; otherwise (or with delta channels) the whole spectrogram is.
+    """
+    n_frames = 1 + samples.size // config.hop_length
+    step = max(1, -(-n_frames // overview_frames))
+    in_windows = (np.asarray(starts)[:, None] + np.arange(config.window_frames)).ravel()
+    needed = np.union1d(in_windows, np.arange(0, n_frames, step))
+    if config.deltas or needed.size > 0.8 * n_frames:
+        spectrogram = log_mel(samples, config)
+        return cut_windows(spectrogram, config, starts), spectrogram[0, :, ::step], step
+    spectrogram = log_mel(samples, config, needed)
+    position = np.searchsorted(needed, np.asarray(starts))  # each window's frames are consecutive in `needed`
+    overview = spectrogram[0][:, np.searchsorted(needed, np.arange(0, n_frames, step))]
+    return cut_windows(spectrogram, config, position), overview, step
 
 
 def cut_windows(spectrogram: np.ndarray, config: FeatureConfig, starts: np.ndarray) -> np.ndarray:

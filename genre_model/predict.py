@@ -20,7 +20,11 @@ from genre_model.config import (
     DEFAULT_MODEL_DIR, MAX_AUDIO_SECONDS, MAX_WINDOWS, TOP_K, WINDOWS_EXTENSION, coverage, display_name,
 )
 from genre_model.errors import ArtifactError
-from genre_model.features import cut_windows, load_windows, log_mel, song_window_starts, window_spans
+from genre_model.features import load_windows, song_features, song_window_starts, window_spans
+
+#: The picture's spectrogram keeps at most about this many frames of a song (the image
+#: max-pools ~4 per pixel column); a long song's other frames are never computed.
+OVERVIEW_FRAMES = 3000
 
 
 @dataclasses.dataclass(frozen=True)
@@ -81,7 +85,8 @@ class Prediction:
     model_version: str
     #: The model-input windows (kept by the bot for retraining; never the raw audio).
     windows: np.ndarray = dataclasses.field(repr=False)
-    #: Log-mel spectrogram ``(n_mels, frames)`` of the decoded audio, for the image.
+    #: Log-mel spectrogram ``(n_mels, frames)`` of the decoded audio, for the image (a long
+    #: song's keeps every few frames: ``seconds_per_frame`` apart).
     spectrogram: np.ndarray = dataclasses.field(repr=False)
     seconds_per_frame: float = 0.0
     #: Sample rate of the analysed audio (puts the spectrogram's mel bands on a frequency axis).
@@ -228,11 +233,9 @@ class Classifier:
         cfg = self.info.features
         samples = load_audio(source, cfg.sample_rate, max_seconds=max_seconds,
                              min_seconds=cfg.min_samples / cfg.sample_rate)
-        spectrogram = log_mel(samples, cfg)
-        starts = song_window_starts(spectrogram.shape[-1], cfg, max_windows)
-        windows = cut_windows(spectrogram, cfg, starts)
+        starts = song_window_starts(1 + samples.size // cfg.hop_length, cfg, max_windows)
+        windows, overview, step = song_features(samples, cfg, starts, OVERVIEW_FRAMES)
         track, per_window = self.probabilities(windows)
-        seconds_per_frame = cfg.hop_length / cfg.sample_rate
         duration = samples.size / cfg.sample_rate
         timeline = [
             Segment(round(float(begin), 3), round(float(end), 3), self.labels[int(p.argmax())],
@@ -243,7 +246,7 @@ class Classifier:
         return Prediction(
             genre=self.labels[int(track.argmax())], probabilities=probabilities, timeline=timeline,
             duration_s=duration, analysed_s=covered_seconds(timeline, duration), model_version=self.version,
-            windows=windows, spectrogram=spectrogram[0], seconds_per_frame=seconds_per_frame,
+            windows=windows, spectrogram=overview, seconds_per_frame=step * cfg.hop_length / cfg.sample_rate,
             sample_rate=cfg.sample_rate,
         )
 

@@ -13,7 +13,7 @@ from conftest import TINY_FEATURES, synth_music
 from genre_model.errors import AudioError, DatasetError
 from genre_model.features import (
     CNN_FEATURES, MUSICNN_FEATURES, FeatureConfig, cut_windows, extract_windows, load_windows, log_mel,
-    mel_edges, mel_filterbank, save_windows, song_window_starts, window_spans, window_starts,
+    mel_edges, mel_filterbank, save_windows, song_features, song_window_starts, window_spans, window_starts,
 )
 
 @pytest.fixture(scope="module")
@@ -141,6 +141,29 @@ def test_window_spans_are_the_samples_each_window_reads(song30) -> None:
     # (its first frame is padded with zeros; its last ones fully inside it match too).
     inner = alone[:, :, 1:cfg.window_frames + 1]
     np.testing.assert_allclose(inner, spectrogram[:, :, start:start + cfg.window_frames], rtol=1e-3, atol=1e-3)
+
+
+def test_log_mel_of_chosen_frames_equals_the_whole(song30) -> None:
+    samples = song30[16000]
+    whole = log_mel(samples, MUSICNN_FEATURES)
+    frames = np.array([0, 1, 2, 500, 777, whole.shape[-1] - 1])
+    np.testing.assert_allclose(log_mel(samples, MUSICNN_FEATURES, frames), whole[:, :, frames], rtol=1e-5, atol=1e-5)
+    with pytest.raises(ValueError, match="delta"):
+        log_mel(song30[22050], CNN_FEATURES, frames)
+
+
+@pytest.mark.parametrize("max_windows, overview_frames", [(4, 300), (16, 3000), (3, 5000)])
+def test_song_features_equal_the_full_spectrogram_cut(song30, max_windows: int, overview_frames: int) -> None:
+    """Whether or not only the needed frames are computed, windows and overview are the same numbers."""
+    cfg = MUSICNN_FEATURES
+    samples = song30[16000]
+    whole = log_mel(samples, cfg)
+    starts = song_window_starts(whole.shape[-1], cfg, max_windows)
+    windows, overview, step = song_features(samples, cfg, starts, overview_frames)
+    np.testing.assert_allclose(windows, cut_windows(whole, cfg, starts), rtol=1e-5, atol=1e-5)
+    assert step == -(-whole.shape[-1] // overview_frames)
+    np.testing.assert_allclose(overview, whole[0, :, ::step], rtol=1e-5, atol=1e-5)
+    assert overview.shape[1] <= overview_frames
 
 
 def test_mel_edges_are_the_filterbank_peaks() -> None:
