@@ -255,7 +255,10 @@ def _predict(args: argparse.Namespace) -> int:
             continue
         if args.image:
             out = args.image if len(args.files) <= 1 else args.image.with_stem(f"{args.image.stem}-{path.stem}")
-            plots.write(out, pred.image(clf.labels, path.name))
+            try:
+                plots.write(out, pred.image(clf.labels, path.name))
+            except OSError as exc:
+                raise GenreModelError(f"cannot write {out}: {exc.strerror or exc}") from exc
         if args.json:
             print(json.dumps(pred.to_json(str(path))), flush=True)
         else:

@@ -142,6 +142,15 @@ def test_image_per_file_keeps_the_suffix(capsys, tiny_model_dir: Path, song: Pat
         assert picture.format == "JPEG"
 
 
+def test_image_that_cannot_be_written_is_a_short_message(capsys, tiny_model_dir: Path, song: Path,
+                                                         tmp_path: Path) -> None:
+    (tmp_path / "taken.png").mkdir()  # a folder where the picture should go
+    code, _, err = _run(capsys, "predict", str(song), "--model", str(tiny_model_dir),
+                        "--image", str(tmp_path / "taken.png"))
+    assert code == 2 and f"genre-model: cannot write {tmp_path / 'taken.png'}: Is a directory" in err
+    assert "Traceback" not in err
+
+
 # --- evaluate ----------------------------------------------------------------------------------
 
 def test_plain_evaluate_lists_the_files_it_skipped(capsys, tiny_model_dir: Path, tmp_path: Path) -> None:
