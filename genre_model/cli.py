@@ -21,7 +21,6 @@ from genre_model.errors import GenreModelError
 
 DESCRIPTION = "Tell the genre of songs; evaluate, cross-validate and train the models that do."
 EPILOG = "Run 'genre-model COMMAND --help' for the options of a command."
-IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".webp")  # plots.IMAGE_FORMATS, without importing Pillow to parse
 
 
 def _positive_int(text: str) -> int:
@@ -53,10 +52,12 @@ def _seconds(text: str) -> float:
 
 def _image_path(text: str) -> Path:
     """A picture to write: a .png (or .jpg/.jpeg/.webp, converted) in a folder that exists."""
+    from genre_model.plots import IMAGE_FORMATS
+
     path = Path(text)
-    if path.suffix.lower() not in IMAGE_SUFFIXES:
+    if path.suffix.lower() not in IMAGE_FORMATS:
         raise argparse.ArgumentTypeError(
-            f"{text!r}: name the picture with one of {', '.join(IMAGE_SUFFIXES)} (it is drawn as PNG)")
+            f"{text!r}: name the picture with one of {', '.join(IMAGE_FORMATS)} (it is drawn as PNG)")
     if not path.parent.is_dir():
         raise argparse.ArgumentTypeError(f"{text!r}: folder {str(path.parent)!r} does not exist")
     return path
@@ -135,6 +136,16 @@ def _options(args: argparse.Namespace):
                         transform=args.transform, ensemble=args.ensemble, max_seconds=args.max_seconds, cache_dir=args.cache)
 
 
+def _seed_list(text: str) -> list[int]:
+    try:
+        seeds = [int(x) for x in text.split(",") if x.strip()]
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"seeds must be whole numbers separated by commas, not {text!r}") from None
+    if not seeds:
+        raise argparse.ArgumentTypeError("give at least one seed")
+    return seeds
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="genre-model", description=DESCRIPTION, epilog=EPILOG)
     parser.add_argument("--version", action=_Version, help="print the version and exit")
@@ -144,9 +155,14 @@ def build_parser() -> argparse.ArgumentParser:
     _add_train_options(p)
     p.add_argument("--out", type=Path, default=Path("runs/model"), help="model directory to write")
 
-    p = sub.add_parser("cv", help="grouped k-fold cross-validation estimate (by track)")
+    p = sub.add_parser("cv", help="grouped k-fold cross-validation estimate (by artist when the data names artists)")
     _add_train_options(p)
     p.add_argument("--folds", type=_at_least_two, metavar="K", default=5, help="number of folds (default: %(default)s)")
+    p.add_argument("--group-by", choices=("auto", "artist", "track"), default="auto",
+                   help="keep each artist (artist) or only near-duplicates (track) inside one fold; "
+                        "auto = artist when the manifest has an artist column (default: %(default)s)")
+    p.add_argument("--seeds", type=_seed_list, default=None,
+                   help="repeat the k-fold run with these fold seeds, e.g. 1,2,3 (default: --seed once)")
     p.add_argument("--json", action="store_true", help="print the report as JSON")
     p.add_argument("--confusion", type=_image_path, default=None, help="write the pooled confusion matrix PNG")
 
@@ -199,11 +215,12 @@ def _cv(args: argparse.Namespace) -> int:
     from genre_model.train import cross_validate
 
     with _stdout_to_stderr():
-        rep = cross_validate(args.data, _options(args), folds=args.folds)
+        rep = cross_validate(args.data, _options(args), folds=args.folds, group_by=args.group_by, seeds=args.seeds)
+    title = f"{args.folds}-fold CV grouped by {rep['grouping']} ({args.arch})"
     if args.confusion:
-        plots.write(args.confusion, plots.confusion_image(rep["confusion"], rep["labels"],
-                                                          f"{args.folds}-fold CV ({args.arch})"))
-    print(json.dumps(rep) if args.json else format_report(rep) + f"\nfold accuracy: {rep['fold_accuracy']}")
+        plots.write(args.confusion, plots.confusion_image(rep["confusion"], rep["labels"], title))
+    print(json.dumps(rep) if args.json else
+          f"{title}, seeds {rep['seeds']}\n{format_report(rep)}\nfold accuracy: {rep['fold_accuracy']}")
     return 0
 
 
