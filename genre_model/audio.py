@@ -45,6 +45,8 @@ def load_audio(
             raise AudioError("the file is empty")
     else:
         path = Path(source)
+        if path.is_dir():
+            raise AudioError("a folder, not an audio file")
         if not path.is_file():
             raise AudioError(f"no such file: {path.name}")
         if path.stat().st_size == 0:

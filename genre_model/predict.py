@@ -16,15 +16,21 @@ from ai_edge_litert.interpreter import Interpreter
 
 from genre_model.artifact import ModelInfo, load_detector, load_head, load_info
 from genre_model.audio import load_audio
-from genre_model.config import DEFAULT_MODEL_DIR, MAX_AUDIO_SECONDS, MAX_WINDOWS, TOP_K, WINDOWS_EXTENSION, display_name
+from genre_model.config import (
+    DEFAULT_MODEL_DIR, MAX_AUDIO_SECONDS, MAX_WINDOWS, TOP_K, WINDOWS_EXTENSION, coverage, display_name,
+)
 from genre_model.errors import ArtifactError
 from genre_model.linear import softmax
-from genre_model.features import cut_windows, load_windows, log_mel, window_starts
+from genre_model.features import load_windows, song_features, song_window_starts, window_spans
+
+#: The picture's spectrogram keeps at most about this many frames of a song (the image
+#: max-pools ~4 per pixel column); a long song's other frames are never computed.
+OVERVIEW_FRAMES = 3000
 
 
 @dataclasses.dataclass(frozen=True)
 class Segment:
-    """One window of the timeline and its most likely genre."""
+    """A stretch of the song and its most likely genre: one analysed window, or a drawn segment."""
 
     start_s: float
     end_s: float
@@ -38,6 +44,39 @@ CLOSE_CALL = 0.15
 TOP_TAGS = 3
 
 
+def covered_seconds(timeline: list[Segment], duration_s: float) -> float:
+    """Seconds of ``[0, duration_s]`` inside at least one window of ``timeline`` (overlaps counted once)."""
+    total, reached = 0.0, 0.0
+    for seg in sorted(timeline, key=lambda s: s.start_s):
+        start, end = max(seg.start_s, reached), min(seg.end_s, duration_s)
+        if end > start:
+            total += end - start
+        reached = max(reached, end)
+    return total
+
+
+def timeline_segments(timeline: list[Segment], duration_s: float) -> list[Segment]:
+    """Gap-free segments tiling ``[0, duration_s]``: each instant goes to the window whose centre is nearest.
+
+    Between two neighbouring windows the border is halfway between their centres (the middle
+    of a gap, or of an overlap); runs of one genre are merged, with the mean of their ``p``.
+    """
+    windows = sorted(timeline, key=lambda s: s.start_s)
+    if not windows:
+        return []
+    centres = [(w.start_s + w.end_s) / 2 for w in windows]
+    borders = [0.0] + [round(min(max((a + b) / 2, 0.0), duration_s), 3) for a, b in zip(centres, centres[1:])]
+    borders.append(round(duration_s, 3))
+    merged: list[tuple[float, float, str, list[float]]] = []
+    for w, start, end in zip(windows, borders, borders[1:]):
+        if merged and merged[-1][2] == w.genre:
+            merged[-1] = (merged[-1][0], end, w.genre, merged[-1][3] + [w.p])
+        else:
+            merged.append((start, end, w.genre, [w.p]))
+    return [Segment(start, end, genre, round(float(np.mean(ps)), 4))
+            for start, end, genre, ps in merged if end > start]
+
+
 @dataclasses.dataclass
 class Prediction:
     """A whole-song prediction plus what the bot stores and draws.
@@ -48,14 +87,21 @@ class Prediction:
 
     genre: str | None
     probabilities: dict[str, float]
+    #: The analysed windows, in time order.
     timeline: list[Segment]
+    #: Seconds decoded (at most the ``max_seconds`` asked for).
     duration_s: float
+    #: Seconds of the decoded audio inside at least one analysed window.
+    analysed_s: float
     model_version: str
     #: The model-input windows (kept by the bot for retraining; never the raw audio).
     windows: np.ndarray = dataclasses.field(repr=False)
-    #: Log-mel spectrogram ``(n_mels, frames)`` of the analysed audio, for the image.
+    #: Log-mel spectrogram ``(n_mels, frames)`` of the decoded audio, for the image (a long
+    #: song's keeps every few frames: ``seconds_per_frame`` apart).
     spectrogram: np.ndarray = dataclasses.field(repr=False)
     seconds_per_frame: float = 0.0
+    #: Sample rate of the analysed audio (puts the spectrogram's mel bands on a frequency axis).
+    sample_rate: int = 16000
     sound: str = "music"
     #: The strongest MSD tags of the song (musicnn's 50 tags; not genres), strongest first.
     tags: list[tuple[str, float]] = dataclasses.field(default_factory=list)
@@ -67,6 +113,16 @@ class Prediction:
     @property
     def confidence(self) -> float:
         return self.probabilities[self.genre] if self.genre else 0.0
+
+    @property
+    def n_windows(self) -> int:
+        """How many windows were analysed."""
+        return len(self.timeline)
+
+    @property
+    def segments(self) -> list[Segment]:
+        """The timeline as drawn: gap-free, every instant of the decoded audio attributed to a window."""
+        return timeline_segments(self.timeline, self.duration_s)
 
     def top_k(self, k: int = TOP_K) -> list[tuple[str, float]]:
         """The ``k`` most likely genres, most likely first."""
@@ -85,17 +141,21 @@ class Prediction:
         return np.array([self.probabilities[label] for label in labels])
 
     def image(self, labels: tuple[str, ...], name: str = "") -> bytes:
-        """PNG: the analysed spectrogram with the per-window genre timeline under it."""
+        """PNG: the spectrogram with the genre timeline under it (analysed windows marked)."""
         from genre_model.plots import prediction_image
 
         if self.music:
-            ranked = "  ".join(f"{display_name(g)} {p:.0%}" for g, p in self.top_k())
+            title = "  ".join(f"{display_name(g)} {p:.0%}" for g, p in self.top_k())
+            if self.tags:
+                title += "   tags: " + ", ".join(t for t, _ in self.tags)
         else:
-            ranked = f"not music ({self.sound})"
-        tags = f"   tags: {', '.join(t for t, _ in self.tags)}" if self.tags and self.music else ""
-        title = f"{name + ': ' if name else ''}{ranked}{tags}"
-        segments = [(s.start_s, s.end_s, s.genre, s.p) for s in self.timeline]
-        return prediction_image(self.spectrogram, self.seconds_per_frame, segments, labels, title)
+            title = verdict(self.genre, self.probabilities, self.sound).capitalize()
+        return prediction_image(
+            self.spectrogram, self.seconds_per_frame, self.sample_rate,
+            segments=[(s.start_s, s.end_s, s.genre) for s in self.segments] if self.music else [],
+            windows=[(s.start_s, s.end_s) for s in self.timeline],
+            labels=labels, title=title, name=name,
+            caption=f"analysed {coverage(self.analysed_s, self.duration_s, self.n_windows)}")
 
     def to_json(self, file: str) -> dict[str, Any]:
         """The ``genre-model predict --json`` record."""
@@ -105,7 +165,9 @@ class Prediction:
             "probabilities": {k: round(v, 6) for k, v in self.probabilities.items()},
             "tags": [{"tag": t, "p": round(p, 4)} for t, p in self.tags],
             "timeline": [dataclasses.asdict(s) for s in self.timeline],
-            "duration_s": round(self.duration_s, 3), "model_version": self.model_version,
+            "segments": [dataclasses.asdict(s) for s in self.segments],
+            "duration_s": round(self.duration_s, 3), "analysed_s": round(self.analysed_s, 3),
+            "n_windows": self.n_windows, "model_version": self.model_version,
         }
 
 
@@ -237,25 +299,26 @@ class Classifier:
         cfg = self.info.features
         samples = load_audio(source, cfg.sample_rate, max_seconds=max_seconds,
                              min_seconds=cfg.min_samples / cfg.sample_rate)
-        spectrogram = log_mel(samples, cfg)
-        starts = window_starts(spectrogram.shape[-1], cfg, max_windows=max_windows)
-        windows = cut_windows(spectrogram, cfg, starts)
+        starts = song_window_starts(1 + samples.size // cfg.hop_length, cfg, max_windows)
+        windows, overview, step = song_features(samples, cfg, starts, OVERVIEW_FRAMES)
         embeddings = self.embed(windows)
         track, per_window = self.song_probabilities(embeddings)
         sound = self.sound(embeddings)
-        seconds_per_frame = cfg.hop_length / cfg.sample_rate
+        duration = samples.size / cfg.sample_rate
         timeline = [
-            Segment(round(float(s * seconds_per_frame), 3), round(float((s + cfg.window_frames) * seconds_per_frame), 3),
-                    self.labels[int(p.argmax())], round(float(p.max()), 4))
-            for s, p in zip(starts, per_window)
+            Segment(round(float(begin), 3), round(float(end), 3), self.labels[int(p.argmax())],
+                    round(float(p.max()), 4))
+            for (begin, end), p in zip(window_spans(starts, cfg, samples.size), per_window)
         ]
         probabilities = {label: float(p) for label, p in zip(self.labels, track)}
         return Prediction(
             genre=self.labels[int(track.argmax())] if sound == "music" else None, probabilities=probabilities,
-            timeline=timeline, duration_s=samples.size / cfg.sample_rate, model_version=self.version,
-            sound=sound, tags=self.tags(embeddings), windows=windows,
-            spectrogram=spectrogram[0], seconds_per_frame=seconds_per_frame,
+            timeline=timeline, duration_s=duration, analysed_s=covered_seconds(timeline, duration),
+            model_version=self.version, windows=windows, spectrogram=overview,
+            seconds_per_frame=step * cfg.hop_length / cfg.sample_rate, sample_rate=cfg.sample_rate,
+            sound=sound, tags=self.tags(embeddings),
         )
 
 
-__all__ = ["Classifier", "Prediction", "Segment", "close_genres", "softmax", "verdict"]
+__all__ = ["Classifier", "Prediction", "Segment", "close_genres", "covered_seconds", "softmax", "timeline_segments",
+           "verdict"]

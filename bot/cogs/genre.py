@@ -138,6 +138,7 @@ class GenreCog(commands.Cog):
             audio=data if settings.keep_audio else None)
         embed = replies.prediction_embed(file_name=name, genre=result.genre, confidence=result.confidence,
                                          top_k=result.top_k, duration_s=result.duration_s,
+                                         analysed_s=result.analysed_s, n_windows=result.n_windows,
                                          model_version=result.model_version)
         image = discord.File(io.BytesIO(result.image_png), filename=replies.IMAGE_NAME)
         # Edit Original Interaction Response, the documented way to resolve a defer (a first follow-up
