@@ -57,8 +57,8 @@ async def running_bot(server: FakeDiscordServer, settings: Settings) -> AsyncIte
     saved = discord.http.Route.BASE, discord.gateway.DiscordWebSocket.DEFAULT_GATEWAY
     point_discord_at(settings.api_base, settings.gateway_url)
     storage = await open_storage(settings)
-    pool = await start_inference(settings, storage)
-    bot = GenreBot(settings, storage, pool, guild_ready_timeout=0.1)
+    inference = await start_inference(settings, storage)
+    bot = GenreBot(settings, storage, inference, guild_ready_timeout=0.1)
     task = asyncio.create_task(bot.start(settings.token))
     ready = asyncio.create_task(server.wait_ready(60))
     done, _ = await asyncio.wait({task, ready}, return_when=asyncio.FIRST_COMPLETED)
@@ -75,7 +75,7 @@ async def running_bot(server: FakeDiscordServer, settings: Settings) -> AsyncIte
             await bot.close()
         with contextlib.suppress(Exception):
             await asyncio.wait_for(task, 20)
-        await pool.close()
+        await inference.close()
         await storage.close()
         discord.http.Route.BASE, discord.gateway.DiscordWebSocket.DEFAULT_GATEWAY = saved
 

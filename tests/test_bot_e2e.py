@@ -48,7 +48,7 @@ async def test_genre_replies_with_embed_image_and_reactions(server, tmp_path):
         top = embed["fields"][0]["value"].splitlines()
         assert len(top) == 3 and all("%" in line for line in top)
         assert embed["image"]["url"] == f"attachment://{replies.IMAGE_NAME}"
-        assert embed["footer"]["text"] == f"model {run.bot.pool.model_version}"
+        assert embed["footer"]["text"] == f"model {run.bot.inference.model_version}"
         upload = [f for r in server.requests_matching("POST", r"^/webhooks/") for f in r.files]
         assert upload and upload[0].filename == replies.IMAGE_NAME and upload[0].data[:8] == b"\x89PNG\r\n\x1a\n"
         assert message["components"], "the correction menu is attached"
@@ -137,7 +137,7 @@ async def test_admin_commands_refuse_non_admins(server, tmp_path):
             handle = await server.send_slash_command(name, {}, user_id=USER_ID)
             msg = await handle.wait_message(timeout=10)
             assert "Only the bot's admins" in msg["content"]
-        assert run.bot.pool.model_version == run.bot.pool.model_version
+        assert run.bot.inference.model_version == run.bot.inference.model_version
         assert not (settings.data_dir / "retrain").exists(), "nothing started"
         synced = {c["name"]: c for c in server.commands[None]}
         assert str(synced["retrain"]["default_member_permissions"]) == "32"  # manage_guild
@@ -165,15 +165,15 @@ async def test_worker_killed_mid_request_gets_error_then_recovers(server, tmp_pa
 
     settings = make_settings(tmp_path, server)
     async with running_bot(server, settings) as run:
-        pids = await run.bot.pool.worker_pids()
+        pids = await run.bot.inference.worker_pids()
         att = server.add_attachment("slow.mp3", song_bytes(tmp_path, 60), "audio/mpeg", delay=0.0)
         handle = await server.send_slash_command("genre", {"file": att})
-        await server.wait_for(lambda: run.bot.pool.pending == 1, timeout=10)
+        await server.wait_for(lambda: run.bot.inference.pending == 1, timeout=10)
         os.kill(pids[0], signal.SIGKILL)
         msg = await handle.wait_message(lambda m: m.get("content") or m.get("embeds"), timeout=60)
         assert "crashed" in msg.get("content", "")
         _, ok = await ask_genre(server, song_bytes(tmp_path, 5, seed=2))
-        assert ok["embeds"] and run.bot.pool.restarts == 1
+        assert ok["embeds"] and run.bot.inference.restarts == 1
 
 
 async def test_cooldown_limits_one_user(server, tmp_path):
@@ -203,7 +203,7 @@ async def test_admin_retrain_promotes_or_refuses_and_pool_follows(server, tmp_pa
     holdout = genre_folders(tmp_path / "holdout", 1, 4.0, 50)
     settings = make_settings(tmp_path, server, base_data=base, holdout_data=holdout, retrain_epochs=15)
     async with running_bot(server, settings) as run:
-        live_before = run.bot.pool.model_version
+        live_before = run.bot.inference.model_version
         handle = await server.send_slash_command("retrain", {}, user_id=ADMIN_ID)
         final = await handle.wait_message(lambda m: (m.get("content") or "").startswith(("\N{WHITE HEAVY CHECK MARK}",
                                           "\N{NO ENTRY}", "\N{CROSS MARK}")), timeout=400)
@@ -214,12 +214,12 @@ async def test_admin_retrain_promotes_or_refuses_and_pool_follows(server, tmp_pa
         assert len(models) == 1, text
         version, is_live, _ = models[0]
         if text.startswith("\N{WHITE HEAVY CHECK MARK}"):
-            assert is_live == 1 and run.bot.pool.model_version == version != live_before
+            assert is_live == 1 and run.bot.inference.model_version == version != live_before
             _, reply = await ask_genre(server, song_bytes(tmp_path, 5))
             assert reply["embeds"][0]["footer"]["text"] == f"model {version}"
         else:
             assert text.startswith("\N{NO ENTRY}") and "worse" in text
-            assert is_live == 0 and run.bot.pool.model_version == live_before
+            assert is_live == 0 and run.bot.inference.model_version == live_before
 
 
 async def test_failed_retrain_leaves_live_model_serving(server, tmp_path):
@@ -228,11 +228,11 @@ async def test_failed_retrain_leaves_live_model_serving(server, tmp_path):
     (broken / "rock" / "rock.00000.wav").write_bytes(b"RIFF....not really")
     settings = make_settings(tmp_path, server, base_data=broken)
     async with running_bot(server, settings) as run:
-        live_before = run.bot.pool.model_version
+        live_before = run.bot.inference.model_version
         handle = await server.send_slash_command("retrain", {}, user_id=ADMIN_ID)
         final = await handle.wait_message(lambda m: (m.get("content") or "").startswith("\N{CROSS MARK}"), timeout=300)
         assert "Retrain failed" in final["content"] and live_before in final["content"]
-        assert run.bot.pool.model_version == live_before
+        assert run.bot.inference.model_version == live_before
         assert db_rows(settings, "SELECT count(*) FROM models") == [(0,)]
         _, ok = await ask_genre(server, song_bytes(tmp_path, 5))
         assert ok["embeds"]

@@ -99,7 +99,7 @@ class GenreCog(commands.Cog):
         if problem:
             await interaction.response.send_message(replies.error_text(problem), ephemeral=True)
             return
-        if self.bot.pool.full:
+        if self.bot.inference.full:
             await interaction.response.send_message(BUSY, ephemeral=True)
             return
         wait = self._retry_after(interaction.user.id)
@@ -113,7 +113,7 @@ class GenreCog(commands.Cog):
             data = await asyncio.wait_for(attachment.read(), settings.download_timeout)
             if len(data) > settings.max_attachment_bytes:
                 raise AudioError(f"the file is larger than {replies.mb(settings.max_attachment_bytes)}")
-            result = await self.bot.pool.classify(data, name, settings.max_audio_seconds)
+            result = await self.bot.inference.classify(data, name, settings.max_audio_seconds)
         except (asyncio.TimeoutError, aiohttp.ClientError, discord.HTTPException, OSError) as exc:
             log.info("download of %s failed: %r", name, exc)
             self._buckets.pop(interaction.user.id, None)  # no work was done: "try again" must mean now
