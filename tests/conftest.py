@@ -181,3 +181,56 @@ async def server():
 
     async with fake_discord() as srv:
         yield srv
+
+
+#: A local Ray instance for the tests: small, so that it fits 2 cores next to everything else.
+RAY_TEST_CPUS = 2
+RAY_TEST_OBJECT_STORE_BYTES = 96 * 1024 * 1024
+
+
+def ray_processes() -> list:
+    """Ray's processes still running on this machine (raylet, gcs_server, Serve actors, workers)."""
+    import psutil
+
+    found = []
+    for proc in psutil.process_iter(["name", "cmdline"]):
+        name = proc.info["name"] or ""
+        cmdline = " ".join(proc.info["cmdline"] or [])
+        if name in ("raylet", "gcs_server") or name.startswith("ray::") or "site-packages/ray/" in cmdline:
+            found.append(proc)
+    return found
+
+
+@pytest.fixture(scope="session")
+def ray_instance() -> str:
+    """A real local Ray instance with Serve (started once per session, ~15 s); yields its GCS address.
+
+    Stopped at the end of the session, and no Ray process may be left behind."""
+    os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
+    import ray
+    from ray import serve
+
+    ray.init(num_cpus=RAY_TEST_CPUS, include_dashboard=False, object_store_memory=RAY_TEST_OBJECT_STORE_BYTES,
+             namespace="genrebot", log_to_driver=False)
+    serve.start(proxy_location="Disabled")
+    try:
+        yield ray.get_runtime_context().gcs_address
+    finally:
+        serve.shutdown()
+        ray.shutdown()
+    import time
+
+    deadline = time.monotonic() + 20
+    while ray_processes() and time.monotonic() < deadline:
+        time.sleep(0.5)
+    left = ray_processes()
+    assert not left, f"Ray processes left after the tests: {[p.info for p in left]}"
+
+
+@pytest.fixture(params=["local", "ray"])
+def backend(request: pytest.FixtureRequest) -> dict:
+    """Settings overrides for each inference backend (``ray``: one replica on the session's Ray instance)."""
+    if request.param == "ray":
+        request.getfixturevalue("ray_instance")
+        return {"inference": "ray", "ray_replicas": 1, "ray_replica_cpus": 0.5}
+    return {"inference": "local"}

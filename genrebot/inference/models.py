@@ -9,6 +9,7 @@ Ray Serve replicas, which may run on other machines, receive the artifact's byte
 
 from __future__ import annotations
 
+import hashlib
 import shutil
 import tempfile
 from pathlib import Path
@@ -64,8 +65,11 @@ class ModelStore:
 
 
 def unpack(files: dict[str, bytes], version: str, cache_dir: Path) -> Path:
-    """Write shipped artifact bytes to ``cache_dir/<version>`` (once per machine) and verify them."""
-    target = Path(cache_dir) / version
+    """Write shipped artifact bytes to ``cache_dir`` (once per machine and artifact) and verify them."""
+    if METADATA not in files:
+        raise ArtifactError(f"model {version} was shipped without {METADATA}")
+    digest = hashlib.sha256(files[METADATA]).hexdigest()[:16]  # metadata holds every file's checksum
+    target = Path(cache_dir) / f"{version}-{digest}"
     if not (target / METADATA).is_file():
         target.parent.mkdir(parents=True, exist_ok=True)
         staging = Path(tempfile.mkdtemp(prefix=f".{version}-", dir=target.parent))

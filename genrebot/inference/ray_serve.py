@@ -96,7 +96,10 @@ class GenreClassifier:
         self._threads = threads
         self._classifier: Classifier | None = None
         self._cache = Path(tempfile.gettempdir()) / "genrebot-models"
-        self._lock = threading.Lock()
+        self._lock = threading.Lock()  # one model load at a time
+        #: A LiteRT interpreter serves one thread at a time. Serve frees a request's slot when the caller
+        #: cancels it (timeout), but the cancelled work runs on in its thread: the next request waits for it.
+        self._busy = threading.Lock()
         tempfile.tempdir = str(_scratch_dir())  # decoder scratch files; removed if this replica is killed
 
     def reconfigure(self, config: dict[str, Any]) -> None:
@@ -113,10 +116,11 @@ class GenreClassifier:
             self._classifier = fresh
 
     def classify(self, data: bytes, filename: str, max_seconds: float) -> ClassifyResult:
-        classifier = self._classifier
-        if classifier is None:
-            raise ArtifactError("this replica has no model yet")
-        return worker.classify_with(classifier, data, filename, max_seconds)
+        with self._busy:
+            classifier = self._classifier
+            if classifier is None:
+                raise ArtifactError("this replica has no model yet")
+            return worker.classify_with(classifier, data, filename, max_seconds)
 
     def ping(self) -> tuple[int, str]:
         """(process id, model version) of this replica."""
@@ -165,7 +169,7 @@ class RayServeBackend:
             if self.address:
                 ray.init(address=self.address, namespace=NAMESPACE, log_to_driver=False)
             else:
-                ray.init(num_cpus=self.local_cpus, include_dashboard=False, namespace=NAMESPACE,
+                ray.init(address="local", num_cpus=self.local_cpus, include_dashboard=False, namespace=NAMESPACE,
                          object_store_memory=LOCAL_OBJECT_STORE_BYTES, log_to_driver=False)
                 self._started_ray = True
             self._connected = True
