@@ -80,6 +80,31 @@ async def running_bot(server: FakeDiscordServer, settings: Settings) -> AsyncIte
         discord.http.Route.BASE, discord.gateway.DiscordWebSocket.DEFAULT_GATEWAY = saved
 
 
+async def busy_worker(inference, timeout: float = 30.0) -> int:
+    """Process id of the worker or replica that is handling a request now (one request in flight)."""
+    import tempfile
+
+    pids = await inference.worker_pids()
+    if getattr(inference, "workers", None) is not None:  # the local pool: its single worker has the request
+        await asyncio.wait_for(_until(lambda: inference.pending == 1), timeout)
+        return pids[0]
+
+    def decoding() -> int | None:  # a Ray Serve replica decoding the upload in its scratch folder
+        for pid in pids:
+            scratch = Path(tempfile.gettempdir()) / "genrebot-replicas" / str(pid)
+            if scratch.is_dir() and any(scratch.iterdir()):
+                return pid
+        return None
+
+    return await asyncio.wait_for(_until(decoding), timeout)
+
+
+async def _until(predicate):
+    while not (found := predicate()):
+        await asyncio.sleep(0.01)
+    return found
+
+
 class BotProcess:
     """``python -m bot`` in its own process, configured by environment variables, as deployed."""
 

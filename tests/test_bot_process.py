@@ -40,6 +40,8 @@ def test_missing_token_is_one_clear_line(tmp_path):
 @pytest.mark.parametrize("setting,value,words", [
     ("GENREBOT_WORKERS", "zero", "GENREBOT_WORKERS must be a number"),
     ("GENREBOT_MODEL_DIR", "/nonexistent/model", "not a model directory"),
+    ("GENREBOT_INFERENCE", "gpu", "GENREBOT_INFERENCE must be local or ray, got 'gpu'"),
+    ("GENREBOT_SHARD_IDS", "0-3", "GENREBOT_SHARD_IDS needs GENREBOT_SHARD_COUNT"),
 ])
 def test_bad_settings_are_one_clear_line(tmp_path, setting, value, words):
     result = run_bot_sync({"DISCORD_TOKEN": "x", "DISCORD_API_BASE": "http://127.0.0.1:9/api/v10",

@@ -15,7 +15,7 @@ import signal
 from pathlib import Path
 
 import pytest
-from botharness import USER_ID, BotProcess
+from botharness import USER_ID, BotProcess, busy_worker
 from conftest import encode, synth_music
 
 from genre_model.config import DEFAULT_MODEL_DIR
@@ -50,21 +50,6 @@ def backend(store: ModelStore, **overrides):
     values = dict(address=None, replicas=1, max_replicas=0, replica_cpus=0.5, max_queue=8, timeout=60.0, local_cpus=2)
     values.update(overrides)
     return RayServeBackend(store, **values)
-
-
-async def busy_replica(pids: list[int], timeout: float = 30.0) -> int:
-    """The replica that is decoding a song now (its scratch folder holds the upload)."""
-    import tempfile
-
-    async def wait() -> int:
-        while True:
-            for pid in pids:
-                scratch = Path(tempfile.gettempdir()) / "genrebot-replicas" / str(pid)
-                if scratch.is_dir() and any(scratch.iterdir()):
-                    return pid
-            await asyncio.sleep(0.01)
-
-    return await asyncio.wait_for(wait(), timeout)
 
 
 def test_model_store_versions_and_shipping(tmp_path):
@@ -133,10 +118,10 @@ async def test_classify_rollout_under_load_and_bad_input(ray_instance, tmp_path)
         await asyncio.sleep(1.0)
         assert await inference.serve_version("test-v2") == "test-v2"
         assert inference.model_version == "test-v2"
-        assert await inference.replica_versions() == {"test-v2"} and len(await inference.worker_pids()) == 2
         await asyncio.sleep(1.0)
         stop.set()
         await asyncio.gather(*users)  # any failed request would raise here
+        assert await inference.replica_versions() == {"test-v2"} and len(await inference.worker_pids()) == 2
         assert seen[0] == seed and seen[-1] == "test-v2" and set(seen) == {seed, "test-v2"}
         assert inference.failures == 0
     finally:
@@ -150,7 +135,7 @@ async def test_replica_killed_mid_request_fails_that_request_and_serve_replaces_
     try:
         (pid,) = await inference.worker_pids()
         request = asyncio.create_task(inference.classify(song(tmp_path, 120.0), "long.mp3", 600))
-        assert await busy_replica([pid]) == pid
+        assert await busy_worker(inference) == pid
         os.kill(pid, signal.SIGKILL)
         with pytest.raises(InferenceFailed, match="crashed"):
             await request

@@ -100,7 +100,11 @@ class GenreClassifier:
         #: A LiteRT interpreter serves one thread at a time. Serve frees a request's slot when the caller
         #: cancels it (timeout), but the cancelled work runs on in its thread: the next request waits for it.
         self._busy = threading.Lock()
-        tempfile.tempdir = str(_scratch_dir())  # decoder scratch files; removed if this replica is killed
+        self._scratch = _scratch_dir()
+        tempfile.tempdir = str(self._scratch)  # decoder scratch files; removed by a successor if this one is killed
+
+    def __del__(self) -> None:  # Serve's graceful shutdown
+        shutil.rmtree(self._scratch, ignore_errors=True)
 
     def reconfigure(self, config: dict[str, Any]) -> None:
         """Load the model version named in ``user_config`` and swap it in (running requests keep the old one)."""
