@@ -88,6 +88,8 @@ async def test_two_processes_split_the_shards_over_one_database(sharded, tmp_pat
 
         # feedback reaches the process that owns the guild, and lands in the shared database
         db = data_dir / "genrebot.sqlite3"
+        for mid in replies_by_shard.values():  # the bot reacts once the reply is tracked
+            await sharded.wait_for(lambda: len(sharded.bot_reactions_on(mid)) == 2, timeout=20)
 
         def votes() -> dict:
             with sqlite3.connect(db) as conn:
@@ -105,8 +107,9 @@ async def test_two_processes_split_the_shards_over_one_database(sharded, tmp_pat
         await sharded.wait_for(lambda: len(votes()) == 2, timeout=20)
         assert votes()[(replies_by_shard[1], OTHER_ID)][0] == "right"
         assert votes()[(replies_by_shard[0], OTHER_ID)] == ("wrong", right)
-        assert "MESSAGE_REACTION_ADD" in {t for t, _ in sharded.shards[1].delivered}
-        assert "MESSAGE_REACTION_ADD" not in {t for t, _ in sharded.shards[0].delivered}
+        for shard, (guild_id, _) in guilds.items():  # each shard got its own guild's events, and only those
+            assert delivered(sharded, shard, "MESSAGE_REACTION_ADD") == {str(guild_id)}
+            assert {gid for _, gid in sharded.shards[shard].delivered if gid} == {str(guild_id)}
     finally:
         codes = [await procs[s].stop(signal.SIGTERM) for s in procs]
     assert codes == [0, 0], [procs[s].log()[-2000:] for s in procs]
