@@ -54,7 +54,7 @@ def cpu_seconds(pids: list[int]) -> float:
 async def scenario(name: str, songs, args, tmp: Path, **overrides) -> dict:
     async with fake_discord() as server:
         settings = make_settings(tmp / name, server, queue_limit=max(64, args.requests), cooldown_seconds=0.0,
-                                 **overrides)
+                                 inference_timeout=args.timeout, **overrides)
         async with running_bot(server, settings) as run:
             inference = run.bot.inference
             await fire(server, songs[:1], requests=1, users=1, spread=0.0, user_base=USER_ID + 99, timeout=120)
@@ -118,10 +118,12 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     ms = lambda s: "n/a" if s is None else f"{s * 1000:.0f} ms"  # noqa: E731
     print(f"burst of {args.requests} /genre (30 s MP3s, one per user) over {args.spread:g} s; "
-          f"{os.cpu_count()} cores on this machine")
-    print(f"{'backend':<15} {'procs':>5} {'results':>7} {'lost':>4} {'songs/s':>8} {'p50':>9} {'p95':>9} {'CPU/song':>9}")
+          f"{os.cpu_count()} cores on this machine, load average {os.getloadavg()[0]:.1f} at the end")
+    print(f"{'backend':<15} {'procs':>5} {'results':>7} {'errors':>6} {'lost':>4} {'songs/s':>8} {'p50':>9} {'p95':>9} "
+          f"{'CPU/song':>9}")
     for r in rows:
-        print(f"{r['scenario']:<15} {r['workers']:>5} {r['result']:>7} {r['lost']:>4} {r['throughput_per_s']:>8} "
+        print(f"{r['scenario']:<15} {r['workers']:>5} {r['result']:>7} {r['error']:>6} {r['lost']:>4} "
+              f"{r['throughput_per_s']:>8} "
               f"{ms(r['p50_s']):>9} {ms(r['p95_s']):>9} {r['cpu_s_per_song']:>8}s")
     costs = [r["cpu_s_per_song"] for r in rows if r["cpu_s_per_song"]]
     cost = statistics.median(costs)

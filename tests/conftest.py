@@ -165,6 +165,23 @@ def tiny_model_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return out
 
 
+def store_with_v2(tmp_path: Path, version: str = "test-v2"):
+    """A model store holding the shipped model (seed) and a copy of it published as ``version``."""
+    import json
+    import shutil
+
+    from genre_model.config import DEFAULT_MODEL_DIR
+    from genrebot.inference.models import ModelStore
+
+    root = tmp_path / "models"
+    copy = root / version
+    shutil.copytree(DEFAULT_MODEL_DIR, copy)
+    meta = json.loads((copy / "metadata.json").read_text())
+    meta["version"] = version
+    (copy / "metadata.json").write_text(json.dumps(meta))
+    return ModelStore(root, DEFAULT_MODEL_DIR)
+
+
 def run_python(args: list[str], *, cwd: Path, timeout: float = 120.0) -> subprocess.CompletedProcess:
     """Run ``python ARGS`` with this interpreter, the repo importable, in ``cwd``."""
     env = dict(os.environ)

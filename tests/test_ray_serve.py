@@ -8,15 +8,13 @@ processes are left behind.
 from __future__ import annotations
 
 import asyncio
-import json
 import os
-import shutil
 import signal
 from pathlib import Path
 
 import pytest
 from botharness import USER_ID, BotProcess, busy_worker
-from conftest import encode, synth_music
+from conftest import encode, store_with_v2, synth_music
 
 from genre_model.config import DEFAULT_MODEL_DIR
 from genre_model.errors import ArtifactError, AudioError
@@ -31,17 +29,6 @@ SR = 22050
 
 def song(tmp_path: Path, seconds: float = 8.0, seed: int = 0) -> bytes:
     return encode(synth_music(seconds, SR, seed=seed), tmp_path / f"song-{seconds}-{seed}.mp3", SR, "mp3").read_bytes()
-
-
-def store_with_v2(tmp_path: Path, version: str = "test-v2") -> ModelStore:
-    """A model store holding the shipped model (seed) and a copy of it published as ``version``."""
-    root = tmp_path / "models"
-    copy = root / version
-    shutil.copytree(DEFAULT_MODEL_DIR, copy)
-    meta = json.loads((copy / "metadata.json").read_text())
-    meta["version"] = version
-    (copy / "metadata.json").write_text(json.dumps(meta))
-    return ModelStore(root, DEFAULT_MODEL_DIR)
 
 
 def backend(store: ModelStore, **overrides):

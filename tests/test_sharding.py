@@ -7,7 +7,6 @@ process owning that shard received the event.
 
 from __future__ import annotations
 
-import asyncio
 import signal
 import sqlite3
 
