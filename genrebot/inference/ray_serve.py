@@ -37,7 +37,7 @@ from ray.serve.exceptions import BackPressureError
 
 from genre_model.errors import ArtifactError, AudioError
 from genre_model.predict import Classifier
-from genrebot.errors import InferenceFailed, QueueFull
+from genrebot.errors import InferenceFailed, QueueFull, SettingsError
 from genrebot.inference import worker
 from genrebot.inference.base import ClassifyResult
 from genrebot.inference.models import ModelStore, unpack
@@ -164,7 +164,11 @@ class RayServeBackend:
     async def start(self, version: str) -> None:
         """Connect to Ray (join ``address`` or start a local instance) and deploy ``version``."""
         self.store.info(version)  # a missing or corrupt model fails here, before Ray starts
-        await asyncio.to_thread(self._connect)
+        try:
+            await asyncio.to_thread(self._connect)
+        except Exception as exc:  # ConnectionError, RuntimeError, ... from ray.init / serve.start
+            where = f"join the Ray cluster at {self.address}" if self.address else "start a local Ray instance"
+            raise SettingsError(f"cannot {where} (GENREBOT_RAY_ADDRESS): {exc}") from exc
         await self.serve_version(version, force=True)
         log.info("Ray Serve: %s serving model %s", self.describe(), self.model_version)
 
@@ -178,8 +182,9 @@ class RayServeBackend:
                 self._started_ray = True
             self._connected = True
         serve.start(proxy_location="Disabled")  # handles only; no HTTP proxy (a no-op if Serve runs)
-        self._shelf = ModelShelf.options(name=SHELF, namespace=NAMESPACE, lifetime="detached",
-                                         get_if_exists=True).remote()
+        # On the head node: a bot's own (zero-CPU) node may leave the cluster, the head stays with it.
+        self._shelf = ModelShelf.options(name=SHELF, namespace=NAMESPACE, lifetime="detached", get_if_exists=True,
+                                         resources={"node:__internal_head__": 0.001}).remote()
 
     def describe(self) -> str:
         scaling = (f"{self.replicas}-{self.max_replicas} replicas (autoscaling)" if self.max_replicas > self.replicas
