@@ -15,7 +15,8 @@ import discord
 import yarl
 from discord.ext import commands
 
-from bot import replies
+from bot import replies, respond
+from bot.registration import register_commands
 from genrebot.inference.base import InferenceBackend
 from genrebot.retraining import LiveModelFollower
 from genrebot.settings import Settings
@@ -92,11 +93,7 @@ class GenreBot(commands.AutoShardedBot):
         self.tree.on_error = self.on_app_command_error
         for cog in COGS:
             await self.load_extension(cog)
-        for guild_id in s.guild_ids:
-            guild = discord.Object(guild_id)
-            self.tree.copy_global_to(guild=guild)
-            await self.tree.sync(guild=guild)
-        await self.tree.sync()
+        await register_commands(self, self.tree, s.guild_ids)
         self.lag.start()
         self._follow_task = asyncio.create_task(self._follow_live_model(), name="follow-live-model")
 
@@ -114,9 +111,9 @@ class GenreBot(commands.AutoShardedBot):
         log.info("logged in as %s (%s)", self.user, getattr(self.user, "id", "?"))
 
     async def on_app_command_error(self, interaction: discord.Interaction, error: Exception) -> None:
-        """Any unexpected failure: log it, and tell the user instead of leaving them waiting."""
+        """Any unexpected failure: log it, and tell the user (only them) instead of leaving them waiting."""
         log.error("command %r failed", getattr(interaction.command, "name", "?"), exc_info=error)
-        await replies.send_ephemeral(interaction, replies.SORRY)
+        await respond.privately(interaction, replies.SORRY)
 
     def is_admin(self, user: discord.abc.User) -> bool:
         """Configured admin ids or roles; with none configured, the application owner."""
