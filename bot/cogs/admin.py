@@ -52,7 +52,7 @@ class AdminCog(commands.Cog):
                                             f"\N{CROSS MARK} {st.n_votes_wrong} \N{MIDDLE DOT} {st.n_corrections} corrections")
         embed.add_field(name="Accuracy by feedback", value=f"{accuracy} of {st.n_predictions_with_feedback} rated")
         embed.add_field(name="Live model", value=self.bot.inference.model_version)
-        embed.add_field(name="Queue", value=f"{self.bot.inference.pending} running or waiting in this process")
+        embed.add_field(name="Queue", value=f"{self.bot.inference.pending} running or waiting")
         embed.add_field(name="Worst event-loop stall", value=f"{self.bot.lag.max_lag * 1000:.0f} ms")
         await interaction.response.send_message(embed=embed, ephemeral=True)
 
