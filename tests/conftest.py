@@ -11,11 +11,13 @@ default (deselect them with ``-m "not slow"``).
 
 from __future__ import annotations
 
+import contextlib
+import dataclasses
 import os
 import subprocess
 import sys
 from pathlib import Path
-from typing import Callable
+from typing import Any, Callable
 
 import numpy as np
 import pytest
@@ -165,6 +167,23 @@ def tiny_model_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return out
 
 
+def store_with_v2(tmp_path: Path, version: str = "test-v2"):
+    """A model store holding the shipped model (seed) and a copy of it published as ``version``."""
+    import json
+    import shutil
+
+    from genre_model.config import DEFAULT_MODEL_DIR
+    from genrebot.inference.models import ModelStore
+
+    root = tmp_path / "models"
+    copy = root / version
+    shutil.copytree(DEFAULT_MODEL_DIR, copy)
+    meta = json.loads((copy / "metadata.json").read_text())
+    meta["version"] = version
+    (copy / "metadata.json").write_text(json.dumps(meta))
+    return ModelStore(root, DEFAULT_MODEL_DIR)
+
+
 def run_python(args: list[str], *, cwd: Path, timeout: float = 120.0) -> subprocess.CompletedProcess:
     """Run ``python ARGS`` with this interpreter, the repo importable, in ``cwd``."""
     env = dict(os.environ)
@@ -204,16 +223,114 @@ def pg_cluster():
         cluster.stop()
 
 
-@pytest_asyncio.fixture(params=["sqlite", "postgres"])
-async def backend(request, tmp_path):
-    """One fresh, empty database of each storage backend (tests/storage_backends.py); a PostgreSQL
-    database is dropped after its test, so the throwaway cluster stays small."""
+@contextlib.asynccontextmanager
+async def fresh_storage(name: str, request: pytest.FixtureRequest, tmp_path: Path):
+    """One fresh, empty database of storage backend ``name`` (tests/storage_backends.py); a PostgreSQL
+    database is dropped afterwards, so the throwaway cluster stays small."""
     from storage_backends import PostgresBackend, SqliteBackend
 
-    if request.param == "sqlite":
+    if name == "sqlite":
         yield SqliteBackend(tmp_path)
         return
     cluster = request.getfixturevalue("pg_cluster")
     url = await cluster.create_database()
-    yield PostgresBackend(tmp_path, url)
-    await cluster.drop_database(url)
+    try:
+        yield PostgresBackend(tmp_path, url)
+    finally:
+        await cluster.drop_database(url)
+
+
+@pytest_asyncio.fixture(params=["sqlite", "postgres"])
+async def storage_backend(request: pytest.FixtureRequest, tmp_path: Path):
+    """Each storage backend in turn: one fresh, empty database (SQLite file, or on the session's PostgreSQL)."""
+    async with fresh_storage(request.param, request, tmp_path) as backend:
+        yield backend
+
+
+#: A local Ray instance for the tests: small, so that it fits 2 cores next to everything else.
+RAY_TEST_CPUS = 2
+RAY_TEST_OBJECT_STORE_BYTES = 96 * 1024 * 1024
+
+
+def ray_processes() -> list:
+    """Ray's processes still running on this machine (raylet, gcs_server, Serve actors, workers)."""
+    import psutil
+
+    found = []
+    for proc in psutil.process_iter(["name", "cmdline"]):
+        name = proc.info["name"] or ""
+        cmdline = " ".join(proc.info["cmdline"] or [])
+        if name in ("raylet", "gcs_server") or name.startswith("ray::") or "site-packages/ray/" in cmdline:
+            found.append(proc)
+    return found
+
+
+@pytest.fixture(scope="session")
+def ray_instance() -> str:
+    """A real local Ray instance with Serve (started once per session, ~15 s); yields its GCS address.
+
+    Stopped at the end of the session, and no Ray process may be left behind."""
+    os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
+    import ray
+    from ray import serve
+
+    ray.init(num_cpus=RAY_TEST_CPUS, include_dashboard=False, object_store_memory=RAY_TEST_OBJECT_STORE_BYTES,
+             namespace="genrebot", log_to_driver=False)
+    serve.start(proxy_location="Disabled")
+    try:
+        yield ray.get_runtime_context().gcs_address
+    finally:
+        serve.shutdown()
+        ray.shutdown()
+    import time
+
+    deadline = time.monotonic() + 20
+    while ray_processes() and time.monotonic() < deadline:
+        time.sleep(0.5)
+    left = ray_processes()
+    assert not left, f"Ray processes left after the tests: {[p.info for p in left]}"
+
+
+def inference_settings(name: str, request: pytest.FixtureRequest) -> dict:
+    """Settings overrides for inference backend ``name`` (``ray``: one replica on the session's Ray instance)."""
+    if name == "ray":
+        request.getfixturevalue("ray_instance")
+        return {"inference": "ray", "ray_replicas": 1, "ray_replica_cpus": 0.5}
+    return {"inference": "local"}
+
+
+@pytest.fixture(params=["local", "ray"])
+def inference_backend(request: pytest.FixtureRequest) -> dict:
+    """Each inference backend in turn, as settings overrides for ``make_settings``."""
+    return inference_settings(request.param, request)
+
+
+@dataclasses.dataclass
+class Stack:
+    """A storage backend and an inference backend the bot runs on together."""
+
+    storage: Any  # storage_backends.Backend: a fresh database
+    inference: dict  # settings overrides for the inference backend
+
+    @property
+    def name(self) -> str:
+        return f"{self.storage.name}+{self.inference['inference']}"
+
+    @property
+    def settings(self) -> dict:
+        """``make_settings`` overrides that put the bot on this stack."""
+        storage = ({"database_url": self.storage.url} if self.storage.name == "postgres"
+                   else {"db_path": self.storage.db_path})
+        return {**storage, **self.inference}
+
+
+#: The stacks the end-to-end stories run on: the embedded default and the scaled set-up (not all four pairs).
+STACKS = {"sqlite+local": ("sqlite", "local"), "postgres+ray": ("postgres", "ray")}
+
+
+@pytest_asyncio.fixture(params=list(STACKS))
+async def stack(request: pytest.FixtureRequest, tmp_path: Path):
+    """SQLite + the local pool, then PostgreSQL + Ray Serve: the bot's two deployments, end to end."""
+    storage, inference = STACKS[request.param]
+    async with fresh_storage(storage, request, tmp_path) as backend:
+        yield Stack(backend, inference_settings(inference, request))

@@ -19,6 +19,7 @@ from discord.ext import commands
 from bot import replies, respond
 from bot.cogs.feedback import CorrectionView
 from genrebot.errors import InferenceFailed, QueueFull
+from genrebot.ratelimit import Cooldowns
 from genre_model.config import AUDIO_EXTENSIONS
 from genre_model.errors import AudioError
 
@@ -54,20 +55,12 @@ class GenreCog(commands.Cog):
 
     def __init__(self, bot: "GenreBot") -> None:
         self.bot = bot
-        self.cooldown = app_commands.Cooldown(1, bot.settings.cooldown_seconds)
-        self._buckets: dict[int, app_commands.Cooldown] = {}
+        self.cooldowns = Cooldowns(bot.settings.cooldown_seconds)
         self.menu = app_commands.ContextMenu(name="Classify genre", callback=self.classify_message)
         self.bot.tree.add_command(self.menu)
 
     async def cog_unload(self) -> None:
         self.bot.tree.remove_command(self.menu.name, type=self.menu.type)
-
-    def _retry_after(self, user_id: int) -> float:
-        """Per-user cooldown: seconds to wait, or 0 and the slot is taken."""
-        if self.bot.settings.cooldown_seconds <= 0:
-            return 0.0
-        bucket = self._buckets.setdefault(user_id, self.cooldown.copy())
-        return bucket.update_rate_limit() or 0.0
 
     @app_commands.command(name="genre", description="Tell which genre a song is")
     @app_commands.describe(file="An audio file (mp3, wav, ogg, opus, flac, m4a, ...)")
@@ -102,10 +95,10 @@ class GenreCog(commands.Cog):
         if problem:
             await interaction.response.send_message(replies.error_text(problem), ephemeral=True)
             return
-        if self.bot.pool.full:
+        if self.bot.inference.full:
             await interaction.response.send_message(BUSY, ephemeral=True)
             return
-        wait = self._retry_after(interaction.user.id)
+        wait = self.cooldowns.retry_after(interaction.user.id)
         if wait:
             await interaction.response.send_message(
                 f"\N{HOURGLASS} One song at a time, please: try again in {wait:.0f} s.", ephemeral=True)
@@ -116,15 +109,15 @@ class GenreCog(commands.Cog):
             data = await asyncio.wait_for(attachment.read(), settings.download_timeout)
             if len(data) > settings.max_attachment_bytes:
                 raise AudioError(f"the file is larger than {replies.mb(settings.max_attachment_bytes)}")
-            result = await self.bot.pool.classify(data, name, settings.max_audio_seconds)
+            result = await self.bot.inference.classify(data, name, settings.max_audio_seconds)
         except (asyncio.TimeoutError, aiohttp.ClientError, discord.HTTPException, OSError) as exc:
             log.info("download of %s failed: %r", name, exc)
-            self._buckets.pop(interaction.user.id, None)  # no work was done: "try again" must mean now
+            self.cooldowns.forget(interaction.user.id)  # no work was done: "try again" must mean now
             status = f" (HTTP {exc.status})" if isinstance(exc, discord.HTTPException) else ""
             await self._fail(interaction, f"I couldn't download **{name}**{status}; please try again")
             return
         except QueueFull:  # filled up while this file downloaded
-            self._buckets.pop(interaction.user.id, None)
+            self.cooldowns.forget(interaction.user.id)
             await respond.privately(interaction, BUSY)
             return
         except (AudioError, InferenceFailed) as exc:
