@@ -299,12 +299,6 @@ def inference_settings(name: str, request: pytest.FixtureRequest) -> dict:
     return {"inference": "local"}
 
 
-@pytest.fixture(params=["local", "ray"])
-def inference_backend(request: pytest.FixtureRequest) -> dict:
-    """Each inference backend in turn, as settings overrides for ``make_settings``."""
-    return inference_settings(request.param, request)
-
-
 @dataclasses.dataclass
 class Stack:
     """A storage backend and an inference backend the bot runs on together."""

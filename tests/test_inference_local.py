@@ -1,5 +1,6 @@
 """The local pool as an InferenceBackend: versions from the model store, pids reported by the
-workers, and following a promotion made by another bot process (real workers, real SQLite)."""
+workers, and following a promotion made by another bot process (real workers, on SQLite and on
+PostgreSQL)."""
 
 from __future__ import annotations
 
@@ -11,19 +12,18 @@ from conftest import encode, store_with_v2, synth_music
 from genrebot.inference.base import InferenceBackend
 from genrebot.inference.local import InferencePool
 from genrebot.retraining import LiveModelFollower
-from genrebot.storage import Storage
 
 pytestmark = pytest.mark.slow
 
 
-async def test_pool_serves_versions_and_follows_another_process(tmp_path):
+async def test_pool_serves_versions_and_follows_another_process(tmp_path, storage_backend):
     store = store_with_v2(tmp_path)
     seed = store.seed_version()
     pool = InferencePool(store, workers=2, max_queue=4, timeout=60.0, tmp_dir=tmp_path / "tmp")
     assert isinstance(pool, InferenceBackend)
     await pool.start(seed)
-    storage = await Storage.open(tmp_path / "db.sqlite3", tmp_path)
-    other = await Storage.open(tmp_path / "db.sqlite3", tmp_path)  # another bot process on the same database
+    storage = await storage_backend.open()
+    other = await storage_backend.open()  # another bot process on the same database
     try:
         first = await pool.worker_pids()
         assert len(set(first)) == 2 and os.getpid() not in first  # each worker answered one warm-up ping

@@ -46,10 +46,11 @@ def test_model_store_versions_and_shipping(tmp_path):
     with pytest.raises(ArtifactError, match="not in the model store"):
         store.path("nope")
     files = store.files("test-v2")
+    assert set(files) == {*store.info("test-v2").files, "metadata.json"}  # with the sound detector, if any
     unpacked = unpack(files, "test-v2", tmp_path / "cache")
     assert unpack(files, "test-v2", tmp_path / "cache") == unpacked  # once per machine and artifact
     assert {p.name for p in unpacked.iterdir()} == set(files)
-    bad = dict(files, **{"head.tflite": files["head.tflite"][:-10]})
+    bad = dict(files, **{"head.npz": files["head.npz"][:-10]})
     with pytest.raises(ArtifactError, match="corrupt"):
         unpack(bad, "test-v2", tmp_path / "other-cache")
     with pytest.raises(ArtifactError, match="claims version"):

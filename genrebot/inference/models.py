@@ -14,11 +14,11 @@ import shutil
 import tempfile
 from pathlib import Path
 
-from genre_model.artifact import FILES, METADATA, ModelInfo, load_info
+from genre_model.artifact import DETECTOR, FILES, METADATA, ModelInfo, load_info
 from genre_model.errors import ArtifactError
 
-#: Everything a served artifact consists of.
-ARTIFACT_FILES = (*FILES, METADATA)
+#: Every file a served artifact may consist of (a model without a sound detector has no DETECTOR).
+ARTIFACT_FILES = (*FILES, DETECTOR, METADATA)
 
 
 class ModelStore:
@@ -60,8 +60,8 @@ class ModelStore:
 
     def files(self, version: str) -> dict[str, bytes]:
         """The artifact's files as bytes (what a remote replica needs to serve ``version``)."""
-        directory = self.info(version).directory
-        return {name: (directory / name).read_bytes() for name in ARTIFACT_FILES}
+        info = self.info(version)
+        return {name: info.path(name).read_bytes() for name in (*info.files, METADATA)}
 
 
 def unpack(files: dict[str, bytes], version: str, cache_dir: Path) -> Path:
@@ -78,6 +78,7 @@ def unpack(files: dict[str, bytes], version: str, cache_dir: Path) -> Path:
                 if name not in ARTIFACT_FILES:
                     raise ArtifactError(f"unexpected file {name!r} in model {version}")
                 (staging / name).write_bytes(data)
+            load_info(staging)  # verified before it is published: a broken set never lands in the cache
             try:
                 staging.rename(target)
             except OSError:  # another replica on this machine unpacked it first
