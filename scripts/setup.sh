@@ -1,13 +1,15 @@
 #!/usr/bin/env bash
-# Set up genrebot on a fresh machine: ffmpeg and PostgreSQL (apt-get, when missing), a
-# virtual environment in .venv, and the project with its test extras (editable).
+# Set up genrebot on a fresh machine: ffmpeg, espeak-ng and PostgreSQL (apt-get, when missing),
+# a virtual environment in .venv, and the project with its test extras (editable).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-# System packages: ffmpeg (decoding) and PostgreSQL's server programs (the tests start a
+# System packages: ffmpeg (decoding), espeak-ng (the speech the not-music detector learns
+# from, and the tests' spoken uploads) and PostgreSQL's server programs (the tests start a
 # throwaway PostgreSQL server of their own; nothing here starts or enables the system one).
 missing=()
 command -v ffmpeg >/dev/null 2>&1 || missing+=(ffmpeg)
+command -v espeak-ng >/dev/null 2>&1 || missing+=(espeak-ng)
 ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || missing+=(postgresql)
 if [ ${#missing[@]} -gt 0 ]; then
   SUDO=""
