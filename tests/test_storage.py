@@ -38,7 +38,8 @@ async def store(storage_backend):
 
 
 async def add_prediction(store: Storage, user_id: int = 1, *, windows=True, top=("rock", 0.7),
-                         sha: str | None = None, audio: bytes | None = None, file_name: str = "song.mp3") -> int:
+                         sha: str | None = None, audio: bytes | None = None, file_name: str = "song.mp3",
+                         sound: str = "music") -> int:
     """A prediction of its own file (unless ``sha`` says otherwise) with its own windows."""
     rest = [("pop", 0.2), ("jazz", 0.1)]
     seed = next(_seeds)
@@ -48,7 +49,7 @@ async def add_prediction(store: Storage, user_id: int = 1, *, windows=True, top=
         duration_s=31.5, model_version="v1", top_k=[top, *rest],
         # every prediction gets its own windows: identical files would be one recording to the trainer
         windows=np.random.default_rng(seed).random((3, 128, 128, 2)) if windows else None,
-        feature_config=FEATURES if windows else None, audio=audio,
+        feature_config=FEATURES if windows else None, audio=audio, sound=sound,
     )
 
 
@@ -114,6 +115,26 @@ async def test_processes_starting_together_migrate_once(storage_backend):
     finally:
         for s in stores:
             await s.close()
+
+
+async def test_predictions_from_before_the_sound_migration_are_music(storage_backend, tmp_path):
+    """A database made before predictions had a sound: migrated, its predictions are music."""
+    older = tmp_path / "older"
+    older.mkdir()
+    for path in sorted(migrations_dir(storage_backend.name).glob("*.sql")):
+        if "_sound" in path.name:
+            break
+        (older / path.name).write_text(path.read_text())
+    async with await storage_backend.open(older):
+        pass
+    await storage_backend.raw(
+        "INSERT INTO predictions (user_id, created_at, file_name, file_sha256, duration_s, model_version, genre,"
+        " confidence, top_k) VALUES (7, '2026-01-01T00:00:00+00:00', 'old.mp3', 'ab', 30.0, 'v0', 'rock', 0.9,"
+        " '[[\"rock\", 0.9]]')")
+    async with await storage_backend.open() as s:
+        assert await s.schema_version() == newest(storage_backend)
+        old = await s.get_prediction(1)
+        assert old.sound == "music" and old.music and (old.user_id, old.genre) == (7, "rock")
 
 
 async def test_migration_files_are_validated(tmp_path):
@@ -461,6 +482,22 @@ async def test_export_layout_and_manifest(store, tmp_path, ticking_clock):
         await store.export_corrections(out)
 
 
+async def test_not_music_is_stored_as_such_and_never_exported(store, tmp_path):
+    song = await add_prediction(store)
+    talk = await add_prediction(store, sound="speech")  # with windows and votes, still never exported
+    assert (await store.get_prediction(song)).sound == "music" and (await store.get_prediction(song)).music
+    stored = await store.get_prediction(talk)
+    assert stored.sound == "speech" and not stored.music
+    for pid in (song, talk):
+        await store.set_correction(pid, 3, "jazz")
+    assert [c.prediction_id for c in await store.corrections()] == [song]
+    assert await store.export_corrections(tmp_path / "export") == 1
+    stats = await store.stats()
+    assert (stats.n_predictions, stats.n_not_music) == (2, 1)
+    with pytest.raises(ValueError, match="sound"):
+        await add_prediction(store, sound="")
+
+
 async def test_export_carries_no_discord_ids(store, tmp_path):
     uploader, voter = 222222222222222222, 333333333333333333
     pid = await add_prediction(store, user_id=uploader)
@@ -539,7 +576,7 @@ async def test_stats(store):
     await store.set_correction(b, 2, "jazz")  # tie: not a 'right' majority
     await store.record_model("v1", "models/v1", {"acc": 0.8})
     await store.set_live_model("v1")
-    assert await store.stats() == Stats(3, 3, 2, 2, 2, 0.5, "v1")
+    assert await store.stats() == Stats(3, 3, 2, 2, 2, 0.5, "v1", 0)
 
 
 async def test_models_keep_exactly_one_live(storage_backend, store):
