@@ -17,13 +17,17 @@ import collections
 import os
 import signal
 import sqlite3
+import subprocess
 
+import numpy as np
 import pytest
 from botharness import ADMIN_ID, COMMANDS, OTHER_ID, USER_ID, busy_worker, make_settings, poll, running_bot
 from conftest import encode, synth_music
 
 from bot import replies
-from genre_model.config import GENRES, display_name
+from genre_model.artifact import load_info
+from genre_model.config import DEFAULT_MODEL_DIR, GENRES, display_name
+from genre_model.predict import CLOSE_CALL
 
 pytestmark = pytest.mark.slow
 
@@ -76,12 +80,21 @@ async def test_genre_replies_with_embed_image_and_reactions(server, tmp_path, st
         message_id = int(message["id"])
         prediction = await poll(lambda: storage.prediction_by_message(message_id))
         genre = prediction.genre
-        # labels stay labels in the data; people read display names ("Hip-hop")
-        assert genre in GENRES and embed["title"].startswith(f"{display_name(genre)} \N{EM DASH} ")
-        assert f"is **{display_name(genre)}**." in embed["description"]
-        top = embed["fields"][0]["value"].splitlines()
+        assert prediction.sound == "music", "the synthetic song sounds like music"
+        # labels stay labels in the data; people read display names ("Hip-hop"); a close call is said in words
+        (_, p1), (_, p2) = prediction.top_k[:2]
+        if p1 - p2 < CLOSE_CALL:
+            assert embed["title"].startswith(f"Could be {display_name(genre)}") and " or " in embed["title"]
+            assert embed["description"].startswith("It's a close call: ")
+        else:
+            assert genre in GENRES and embed["title"].startswith(f"{display_name(genre)} \N{EM DASH} ")
+            assert f"is **{display_name(genre)}**." in embed["description"]
+        fields = {f["name"]: f["value"] for f in embed["fields"]}
+        top = fields["Top genres"].splitlines()
         assert len(top) == 3 and all("%" in line for line in top)
         assert top[0].endswith(f"  {display_name(genre)}")
+        tags = fields["Tags (not genres)"].split(", ")  # musicnn's MSD tags, marked as tags
+        assert len(tags) == 3 and set(tags) <= set(load_info(DEFAULT_MODEL_DIR).tags)
         assert embed["image"]["url"] == f"attachment://{replies.IMAGE_NAME}"
         assert embed["footer"]["text"] == f"model {run.bot.inference.model_version}"
         upload = [f for r in server.requests_matching("PATCH", r"^/webhooks/.*/messages/@original$") for f in r.files]
@@ -98,6 +111,68 @@ async def test_genre_replies_with_embed_image_and_reactions(server, tmp_path, st
         assert windows.ndim == 4 and windows.shape[0] >= 2
         assert not list(settings.data_dir.rglob("*.mp3")), "raw audio is not stored by default"
         assert "test-token-do-not-log" not in str(server.requests_matching("PATCH", r"^/webhooks/")[0].json)
+
+
+def spoken_mp3(tmp_path, seconds: float = 20.0) -> bytes:
+    """``seconds`` of synthesised speech (espeak-ng, installed by scripts/setup.sh), as an MP3 upload."""
+    text = ("Welcome back to the show. Today we talk about the weather, the news from town, and what "
+            "happened at the council meeting on Tuesday evening. Thanks for listening, and see you next week. ")
+    wav = tmp_path / "talk.wav"
+    subprocess.run(["espeak-ng", "-v", "en", "-s", "160", "-w", str(wav), text * 3], check=True, timeout=60)
+    from genre_model.audio import load_audio
+
+    speech = load_audio(wav, SR)[: int(seconds * SR)]
+    assert speech.size >= seconds * SR * 0.99, "espeak-ng said less than asked"
+    return encode(speech, tmp_path / "talk.mp3", SR, "mp3").read_bytes()
+
+
+def sine_sweep(tmp_path, seconds: float = 12.0) -> bytes:
+    """A logarithmic sine sweep from 100 Hz to 8 kHz, as a WAV upload."""
+    t = np.arange(int(seconds * SR)) / SR
+    f0, f1 = 100.0, 8000.0
+    phase = 2 * np.pi * f0 * seconds / np.log(f1 / f0) * (np.exp(t / seconds * np.log(f1 / f0)) - 1)
+    return encode(0.5 * np.sin(phase), tmp_path / "sweep.wav", SR, "wav").read_bytes()
+
+
+async def test_not_music_is_said_in_words_without_menu_or_votes_and_stored_as_such(server, tmp_path, stack):
+    settings = make_settings(tmp_path, server, **stack.settings)
+    async with running_bot(server, settings) as run:
+        storage = run.bot.storage
+        said = {}
+        for name, data, sound in (("talk.mp3", spoken_mp3(tmp_path), "speech"),
+                                  ("sweep.wav", sine_sweep(tmp_path), None)):
+            handle, message = await ask_genre(server, data, name, "audio/mpeg" if name.endswith("mp3") else "audio/wav")
+            assert_public(server, handle, message)  # a result, for the channel, not an error
+            embed = message["embeds"][0]
+            mid = int(message["id"])
+            prediction = await poll(lambda: storage.prediction_by_message(mid))
+            assert not prediction.music and (sound is None or prediction.sound == sound), prediction.sound
+            if sound == "speech":
+                assert embed["title"] == "This sounds like speech, not music."
+            assert embed["title"].startswith("This sounds like ") and embed["title"].endswith(", not music.")
+            assert "genre" not in {f["name"].lower() for f in embed.get("fields", [])}
+            assert embed["image"]["url"] == f"attachment://{replies.IMAGE_NAME}"
+            assert not message.get("components"), "no correction menu"
+            assert not prediction.has_windows, "not music never becomes training data"
+            said[mid] = prediction
+
+        # music still gets a genre (and its reactions), the not-music replies got none
+        _, song = await ask_genre(server, song_bytes(tmp_path))
+        song_id = int(song["id"])
+        assert song["embeds"][0]["title"] and song["components"]
+        await server.wait_for(lambda: len(server.bot_reactions_on(song_id)) == 2, timeout=10)
+        assert not any(server.bot_reactions_on(mid) for mid in said)
+
+        # a member's reaction on a not-music reply is no vote; on the song it is
+        for mid in (*said, song_id):
+            await server.add_reaction(mid, replies.WRONG, user_id=OTHER_ID)
+        music = await poll(lambda: storage.prediction_by_message(song_id))
+        assert music.music and music.genre in GENRES
+        await poll(lambda: storage.votes(music.id))
+        assert [await storage.votes(p.id) for p in said.values()] == [[], []]
+        stats = await storage.stats()
+        assert (stats.n_predictions, stats.n_not_music) == (3, 2)
+        assert await storage.corrections() == []  # a bare wrong vote on the song names no genre
 
 
 async def test_bad_files_get_friendly_private_replies_and_bot_keeps_serving(server, tmp_path, stack):

@@ -48,6 +48,7 @@ class AdminCog(commands.Cog):
         accuracy = "n/a" if st.feedback_accuracy is None else f"{st.feedback_accuracy:.0%}"
         embed = discord.Embed(title="genrebot statistics", colour=discord.Colour.dark_teal())
         embed.add_field(name="Predictions", value=str(st.n_predictions))
+        embed.add_field(name="Not music", value=str(st.n_not_music))
         embed.add_field(name="Votes", value=f"\N{WHITE HEAVY CHECK MARK} {st.n_votes_right} \N{MIDDLE DOT} "
                                             f"\N{CROSS MARK} {st.n_votes_wrong} \N{MIDDLE DOT} {st.n_corrections} corrections")
         embed.add_field(name="Accuracy by feedback", value=f"{accuracy} of {st.n_predictions_with_feedback} rated")

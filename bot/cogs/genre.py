@@ -123,21 +123,33 @@ class GenreCog(commands.Cog):
         except (AudioError, InferenceFailed) as exc:
             await self._fail(interaction, str(exc))
             return
+        # Not music: stored as such (its windows are not kept: it never becomes training data),
+        # answered in words, with nothing to vote on.
         prediction_id = await self.bot.storage.record_prediction(
             user_id=interaction.user.id, guild_id=interaction.guild_id, channel_id=interaction.channel_id,
             interaction_id=interaction.id, file_name=name, file_sha256=result.file_sha256,
             duration_s=result.duration_s, model_version=result.model_version, top_k=result.top_k,
-            windows=result.windows, feature_config=result.feature_config,
-            audio=data if settings.keep_audio else None)
-        embed = replies.prediction_embed(file_name=name, genre=result.genre, confidence=result.confidence,
-                                         top_k=result.top_k, duration_s=result.duration_s,
-                                         analysed_s=result.analysed_s, n_windows=result.n_windows,
-                                         model_version=result.model_version)
+            windows=result.windows if result.music else None,
+            feature_config=result.feature_config if result.music else None,
+            audio=data if settings.keep_audio else None, sound=result.sound)
+        if result.music:
+            embed = replies.prediction_embed(
+                file_name=name, genre=result.genre, confidence=result.confidence, top_k=result.top_k,
+                duration_s=result.duration_s, analysed_s=result.analysed_s, n_windows=result.n_windows,
+                model_version=result.model_version, close_call=result.verdict() if result.close_call else None,
+                tags=[tag for tag, _ in result.tags])
+        else:
+            embed = replies.not_music_embed(
+                file_name=name, verdict=result.verdict(), duration_s=result.duration_s,
+                analysed_s=result.analysed_s, n_windows=result.n_windows, model_version=result.model_version)
         image = discord.File(io.BytesIO(result.image_png), filename=replies.IMAGE_NAME)
         # Edit Original Interaction Response, the documented way to resolve a defer (a first follow-up
         # does the same only for backwards compatibility, and is deprecated for it).
-        message = await interaction.edit_original_response(embed=embed, attachments=[image], view=CorrectionView())
+        message = await interaction.edit_original_response(
+            embed=embed, attachments=[image], view=CorrectionView() if result.music else None)
         await self.bot.storage.attach_message(prediction_id, message.id)
+        if not result.music:
+            return
         for emoji in (replies.RIGHT, replies.WRONG):
             try:
                 await message.add_reaction(emoji)

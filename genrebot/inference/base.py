@@ -15,15 +15,19 @@ from typing import Protocol, runtime_checkable
 import numpy as np
 
 from genre_model.config import TOP_K
-from genre_model.predict import Classifier, Prediction
+from genre_model.predict import Classifier, Prediction, verdict
 from genrebot.inference.models import ModelStore
 
 
 @dataclasses.dataclass
 class ClassifyResult:
-    """What a worker or replica sends back: small, picklable, everything the reply and storage need."""
+    """What a worker or replica sends back: small, picklable, everything the reply and storage need.
 
-    genre: str
+    ``sound`` is "music", or what the upload sounds like instead ("speech", "tone", "noise"); then
+    ``genre`` is None (``probabilities`` and ``top_k`` are still what the genre head said).
+    """
+
+    genre: str | None
     probabilities: dict[str, float]
     top_k: list[tuple[str, float]]
     timeline: list[tuple[float, float, str, float]]
@@ -33,13 +37,26 @@ class ClassifyResult:
     #: Seconds of the decoded audio the analysed windows heard, and how many windows.
     analysed_s: float
     n_windows: int
+    sound: str
+    #: The strongest of musicnn's MSD tags, strongest first: (tag, score). Tags, not genres.
+    tags: list[tuple[str, float]]
+    #: The top genre and the runners-up close to it, when the call is close; else [].
+    close_call: list[str]
     image_png: bytes = dataclasses.field(repr=False)
     windows: np.ndarray = dataclasses.field(repr=False)
     feature_config: dict = dataclasses.field(repr=False)
 
     @property
+    def music(self) -> bool:
+        return self.sound == "music"
+
+    @property
     def confidence(self) -> float:
-        return self.probabilities[self.genre]
+        return self.probabilities[self.genre] if self.genre else 0.0
+
+    def verdict(self) -> str:
+        """The answer in words: "Reggae", "could be Reggae or Hip-hop", "this sounds like speech, not music"."""
+        return verdict(self.genre, self.probabilities, self.sound)
 
     @classmethod
     def from_prediction(cls, pred: Prediction, classifier: Classifier, data: bytes, filename: str,
@@ -50,6 +67,7 @@ class ClassifyResult:
             timeline=[(s.start_s, s.end_s, s.genre, s.p) for s in pred.timeline],
             duration_s=pred.duration_s, model_version=pred.model_version,
             file_sha256=hashlib.sha256(data).hexdigest(), analysed_s=pred.analysed_s, n_windows=pred.n_windows,
+            sound=pred.sound, tags=list(pred.tags), close_call=pred.close_call(),
             image_png=pred.image(classifier.labels, filename),
             windows=pred.windows, feature_config=classifier.info.features.to_dict(),
         )
