@@ -166,9 +166,18 @@ def save_artifact(
 
 def update_metrics(model_dir: Path, metrics: dict[str, Any]) -> None:
     """Replace the metrics recorded in an artifact's metadata (files stay untouched)."""
+    _update_metadata(model_dir, lambda meta: meta.update(metrics=metrics))
+
+
+def update_training(model_dir: Path, **fields: Any) -> None:
+    """Add fields to the training summary recorded in an artifact's metadata (files stay untouched)."""
+    _update_metadata(model_dir, lambda meta: meta["training"].update(fields))
+
+
+def _update_metadata(model_dir: Path, change: Any) -> None:
     meta_path = Path(model_dir) / METADATA
     meta = json.loads(meta_path.read_text())
-    meta["metrics"] = metrics
+    change(meta)
     tmp = meta_path.with_suffix(".tmp")
     tmp.write_text(json.dumps(meta, indent=2, sort_keys=True) + "\n")
     tmp.replace(meta_path)

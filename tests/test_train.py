@@ -3,51 +3,21 @@ sample weights and the logistic head."""
 
 from __future__ import annotations
 
-import csv
 import json
 from pathlib import Path
 
 import numpy as np
 import pytest
 
-from conftest import encode, run_python
+from conftest import STYLES, encode, run_python, styled_dataset, styled_music as styled
 from genre_model.dataset import Track
 from genre_model.recipe import TrainOptions
 
 pytestmark = pytest.mark.slow
 SR = 16000
-STYLES = {"blues": (110.0, 70.0), "metal": (330.0, 170.0), "classical": (220.0, 0.0)}
-
-
-def styled(genre: str, seconds: float, seed: int) -> np.ndarray:
-    """Three audibly different synthetic 'genres': slow low chords, fast loud buzz with drums, soft arpeggios."""
-    rng = np.random.default_rng(seed)
-    f0, bpm = STYLES[genre]
-    f0 *= rng.uniform(0.9, 1.1)
-    t = np.arange(int(seconds * SR)) / SR
-    if genre == "metal":
-        x = np.sign(np.sin(2 * np.pi * f0 * t)) * 0.4 + 0.3 * rng.standard_normal(len(t)) * (np.mod(t, 60 / bpm) < 0.05)
-    elif genre == "classical":
-        notes = f0 * 2 ** (np.array([0, 4, 7, 12]) / 12)
-        x = np.sin(2 * np.pi * notes[(t * 4).astype(int) % 4] * t) * np.exp(-np.mod(t, 0.25) * 6)
-    else:
-        x = sum(np.sin(2 * np.pi * f0 * r * t) / (1 + k) for k, r in enumerate((1.0, 1.2, 1.5)))
-        x *= 0.6 + 0.4 * (np.mod(t, 60 / bpm) < 0.1)
-    return (0.8 * x / np.abs(x).max()).astype(np.float32)
-
-
 @pytest.fixture(scope="module")
 def dataset(tmp_path_factory) -> Path:
-    """12 tracks: 3 genres x 4, each genre by 2 artists, with a manifest naming them."""
-    root = tmp_path_factory.mktemp("styled")
-    rows = []
-    for genre in STYLES:
-        for i in range(4):
-            path = encode(styled(genre, 7.0, seed=hash((genre, i)) % 1000), root / genre / f"{genre}-{i}.wav", SR)
-            rows.append([str(path.relative_to(root)), genre, f"{genre}-artist-{i % 2}"])
-    with (root / "MANIFEST.csv").open("w", newline="") as f:
-        csv.writer(f).writerows([["path", "genre", "artist"], *rows])
-    return root
+    return styled_dataset(tmp_path_factory.mktemp("styled"))
 
 
 def test_sample_weights_balance_genres_and_artists() -> None:
