@@ -229,8 +229,11 @@ def _cv(args: argparse.Namespace) -> int:
     title = f"{args.folds}-fold CV grouped by {rep['grouping']} ({args.arch})"
     if args.confusion:
         plots.write(args.confusion, plots.confusion_image(rep["confusion"], rep["labels"], title))
+    flagged = rep["flagged_not_music"]
     print(json.dumps(rep) if args.json else
-          f"{title}, seeds {rep['seeds']}\n{format_report(rep)}\nfold accuracy: {rep['fold_accuracy']}")
+          f"{title}, seeds {rep['seeds']}\n{format_report(rep)}\nfold accuracy: {rep['fold_accuracy']}\n"
+          f"songs the held-out detector called not music: {len(flagged)}"
+          + "".join(f"\n  {Path(f).name}" for f in flagged))
     return 0
 
 

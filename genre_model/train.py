@@ -414,7 +414,7 @@ def cross_validate(data: Sequence[Path], opts: TrainOptions, folds: int = 5, *, 
     tracks = regroup(tracks, grouping)
     seeds = list(seeds or [trainer.opts.seed])
     results: list[TrackResult] = []
-    fold_acc = []
+    fold_acc, not_music = [], []
     for seed in seeds:
         for k, groups in enumerate(group_folds(tracks, folds, seed)):
             held = set(groups)
@@ -422,6 +422,9 @@ def cross_validate(data: Sequence[Path], opts: TrainOptions, folds: int = 5, *, 
             train, val = _split_for(trainer, [t for t in tracks if t.group not in held], seed + k)
             fitted = trainer.fit(train, val)
             probs = trainer.probabilities(fitted, test)
+            if fitted.detector is not None:  # a real song called "not music" is the detector's worst mistake
+                songs = _song_means(trainer._embedded(fitted, test))
+                not_music += [str(t.path) for t, x in zip(test, songs) if fitted.detector.judge(x)[0] != "music"]
             results += [TrackResult(str(t.path), t.label, p) for t, p in zip(test, probs)]
             acc = float(np.mean(probs.argmax(axis=1) == _targets(test, trainer.labels)))
             fold_acc.append(acc)
@@ -429,7 +432,7 @@ def cross_validate(data: Sequence[Path], opts: TrainOptions, folds: int = 5, *, 
                 f"temperature {fitted.temperature:.2f}")
     rep = report(results, trainer.labels)
     rep.update(folds=folds, grouping=grouping, seeds=seeds, fold_accuracy=[round(a, 4) for a in fold_acc],
-               options=_jsonable(dataclasses.asdict(trainer.opts)))
+               flagged_not_music=sorted(set(not_music)), options=_jsonable(dataclasses.asdict(trainer.opts)))
     return rep
 
 
