@@ -1,7 +1,7 @@
 """Shared fixtures for the genre_model tests.
 
-Everything is synthesised in ``tmp_path``: musical-ish signals (a few harmonics, a
-kick-like pulse, a little noise) encoded with ffmpeg through pydub, and one tiny
+Everything is synthesised in ``tmp_path``: songs (drums, bass, chords and a melody, which
+the shipped model's detector hears as music) encoded with ffmpeg through pydub, and one tiny
 untrained model artifact per session. No test reads /work/shared or the network.
 
 Tests that import TensorFlow (directly, or through the ``tiny_model_dir`` fixture,
@@ -62,27 +62,82 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
             item.add_marker(pytest.mark.slow)
 
 
+#: Semitones above the key of the chords of a I-V-vi-IV progression (one chord per bar).
+_PROGRESSION = ((0, 4, 7), (7, 11, 14), (9, 12, 16), (5, 9, 12))
+#: The major pentatonic scale, in semitones: the melody's notes.
+_PENTATONIC = (0, 2, 4, 7, 9, 12, 14, 16)
+
+
+#: Harmonic amplitudes of sawtooth-like tones (pads, bass): rich, like instruments, unlike test tones.
+_SAW8 = tuple(0.5 / k for k in range(1, 9))
+_SAW6 = tuple(1.0 / k for k in range(1, 7))
+
+
+def _note(freq: float, n: int, sr: int, harmonics: tuple[float, ...]) -> np.ndarray:
+    """``n`` samples of a tone at ``freq`` with the given harmonic amplitudes."""
+    t = np.arange(n) / sr
+    return sum(a * np.sin(2 * np.pi * freq * k * t) for k, a in enumerate(harmonics, start=1))
+
+
+def _envelope(n: int, sr: int, attack: float, decay: float) -> np.ndarray:
+    """A short linear attack, then an exponential decay (``decay`` seconds to 1/e)."""
+    t = np.arange(n) / sr
+    return np.minimum(1.0, t / max(attack, 1e-4)) * np.exp(-t / decay)
+
+
 def synth_music(seconds: float, sr: int = 22050, *, seed: int = 0, f0: float | None = None,
                 bpm: float | None = None, channels: int = 1) -> np.ndarray:
-    """A musical-ish float32 signal in [-1, 1]: a chord of harmonics, a kick on every beat, noise.
+    """A float32 signal in [-1, 1] that sounds like a song (a pop-style loop, so that the model's
+    not-music detector hears music): drums (kick, snare, hi-hat), a plucked bass line and chord pads
+    over a I-V-vi-IV progression, and a pentatonic melody, each note with its envelope.
 
-    ``seed`` varies the pitch, tempo and noise, so different seeds give different files.
-    Returns shape ``(n,)`` for mono, ``(n, channels)`` otherwise.
+    ``seed`` varies the key, tempo, melody and noise (``f0`` and ``bpm`` fix key and tempo), so
+    different seeds give different files. Returns shape ``(n,)`` for mono, ``(n, channels)`` otherwise.
     """
     rng = np.random.default_rng(seed)
     n = int(round(seconds * sr))
-    t = np.arange(n, dtype=np.float64) / sr
     f0 = f0 if f0 is not None else float(rng.uniform(110.0, 330.0))
+    f0 = f0 / 2 ** np.floor(np.log2(f0 / 110.0))  # the key, folded into one octave: instruments stay in range
     bpm = bpm if bpm is not None else float(rng.uniform(80.0, 150.0))
-    x = np.zeros(n)
-    for ratio in (1.0, 1.25, 1.5):  # a major triad
-        for k in range(1, 5):
-            x += (0.12 / k) * np.sin(2 * np.pi * f0 * ratio * k * t + rng.uniform(0, 2 * np.pi))
-    x *= 0.6 + 0.4 * np.sin(2 * np.pi * 0.5 * t) ** 2  # slow swell
     beat = 60.0 / bpm
-    phase = np.mod(t, beat)
-    x += 0.5 * np.exp(-phase * 30.0) * np.sin(2 * np.pi * 60.0 * phase)  # kick: decaying low thump
-    x += 0.02 * rng.standard_normal(n)
+    x = np.zeros(n + sr)  # a second of room for the last notes' tails
+
+    def add(start_s: float, sound: np.ndarray, gain: float) -> None:
+        i = int(start_s * sr)
+        if i < n:
+            x[i:i + len(sound)] += gain * sound[: len(x) - i]
+
+    melody = rng.choice(_PENTATONIC, size=64)  # a repeating 8-bar phrase of eighth notes
+    for b in range(int(seconds / beat) + 1):
+        start, chord = b * beat, _PROGRESSION[(b // 4) % 4]
+        length = int(beat * sr)
+        if b % 4 == 0:  # a chord pad per bar: three notes with a soft attack
+            bar = int(4 * beat * sr)
+            pad = sum(_note(f0 * 2 ** (s / 12), bar, sr, _SAW8) for s in chord)
+            add(start, pad * _envelope(bar, sr, 0.08, 2.5 * beat), 0.10)
+        if b % 2 == 0:  # bass: the chord's root, an octave down, plucked on beats 1 and 3
+            root = f0 / 2 * 2 ** (chord[0] / 12)
+            add(start, _note(root, 2 * length, sr, _SAW6) * _envelope(2 * length, sr, 0.005, 0.35), 0.30)
+        # drums: kick on 1 and 3, snare on 2 and 4, hi-hat on every eighth note
+        if b % 2 == 0:
+            t = np.arange(int(0.25 * sr)) / sr
+            kick = np.sin(2 * np.pi * (50 * t + 90 * (1 - np.exp(-t * 30)) / 30)) * np.exp(-t * 18)
+            add(start, kick, 0.55)
+        else:
+            m = int(0.18 * sr)
+            snare = (rng.standard_normal(m) + 0.6 * _note(190.0, m, sr, (1.0,))) * _envelope(m, sr, 0.001, 0.05)
+            add(start, snare, 0.22)
+        for half in (0, 1):
+            m = int(0.05 * sr)
+            hat = np.diff(rng.standard_normal(m + 1)) * _envelope(m, sr, 0.0005, 0.012)
+            add(start + half * beat / 2, hat, 0.10)
+            # melody: pentatonic eighth notes an octave up, some of them rests
+            note = melody[(2 * b + half) % len(melody)]
+            if (2 * b + half) % 5 != 4:
+                m = int(beat / 2 * sr)
+                tone = _note(2 * f0 * 2 ** (note / 12), m, sr, (0.6, 0.3, 0.2, 0.1, 0.05))
+                add(start + half * beat / 2, tone * _envelope(m, sr, 0.01, 0.25), 0.18)
+    x = x[:n] + 0.003 * rng.standard_normal(n)
     x = 0.8 * x / max(1e-9, float(np.max(np.abs(x))))
     x = x.astype(np.float32)
     if channels > 1:
