@@ -86,11 +86,13 @@ async def running_bot(server: FakeDiscordServer, settings: Settings) -> AsyncIte
         discord.http.Route.BASE, discord.gateway.DiscordWebSocket.DEFAULT_GATEWAY = saved
 
 
-async def busy_worker(inference, timeout: float = 30.0) -> int:
-    """Process id of the worker or replica that is handling a request now (one request in flight)."""
+async def busy_worker(inference, pids: list[int], timeout: float = 30.0) -> int:
+    """Process id of the worker or replica that is handling a request now (one request in flight).
+
+    ``pids`` are the workers' ids, asked before the request was sent: a Ray Serve replica takes one
+    request at a time, so it would answer a ping only once the request is over."""
     import tempfile
 
-    pids = await inference.worker_pids()
     if getattr(inference, "workers", None) is not None:  # the local pool: its single worker has the request
         await asyncio.wait_for(_until(lambda: inference.pending == 1), timeout)
         return pids[0]

@@ -369,9 +369,10 @@ async def test_worker_killed_mid_request_gets_error_then_recovers(server, tmp_pa
     settings = make_settings(tmp_path, server, **stack.settings)
     async with running_bot(server, settings) as run:
         inference = run.bot.inference
+        pids = await inference.worker_pids()
         att = server.add_attachment("slow.mp3", song_bytes(tmp_path, 120), "audio/mpeg", delay=0.0)
         handle = await server.send_slash_command("genre", {"file": att})
-        os.kill(await busy_worker(inference), signal.SIGKILL)
+        os.kill(await busy_worker(inference, pids), signal.SIGKILL)
         msg = await handle.wait_message(lambda m: m.get("content") or m.get("embeds"), timeout=60)
         assert "crashed" in msg.get("content", "")
         assert_private(server, handle, msg)

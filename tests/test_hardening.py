@@ -146,7 +146,7 @@ async def test_bad_input_gets_a_clear_reply_and_bot_keeps_serving(corpus_bot: Co
     if case.expect == "result":
         assert msg.get("embeds"), f"{case.id} should be classified, got: {text}"
         description = msg["embeds"][0]["description"]
-        shown = re.search(r"\*\*(.+?)\*\* is \*\*", description).group(1)
+        shown = re.search(r"\*\*(.+?)\*\*", description).group(1)  # the file name is said first, bold
         assert "/" not in shown and "\\" not in shown and "\n" not in shown and len(shown) <= 80
         if case.shown_name:
             assert shown == case.shown_name

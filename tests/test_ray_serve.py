@@ -123,7 +123,7 @@ async def test_replica_killed_mid_request_fails_that_request_and_serve_replaces_
     try:
         (pid,) = await inference.worker_pids()
         request = asyncio.create_task(inference.classify(song(tmp_path, 120.0), "long.mp3", 600))
-        assert await busy_worker(inference) == pid
+        assert await busy_worker(inference, [pid]) == pid
         os.kill(pid, signal.SIGKILL)
         with pytest.raises(InferenceFailed, match="crashed"):
             await request
