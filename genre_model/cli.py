@@ -130,10 +130,9 @@ def _evaluate(args: argparse.Namespace) -> int:
 
 
 def _predict(args: argparse.Namespace) -> int:
-    from genre_model import plots
     from genre_model.predict import Classifier
 
-    clf = Classifier(args.model)
+    clf = Classifier(args.model, lazy=True)  # LiteRT loads while ffmpeg decodes the first file
     failed = 0
     for path in args.files or [EXAMPLE_CLIP]:
         try:
@@ -146,6 +145,8 @@ def _predict(args: argparse.Namespace) -> int:
                 print(f"{path}: {exc}", file=sys.stderr)
             continue
         if args.image:
+            from genre_model import plots  # matplotlib: only when a picture is asked for
+
             out = args.image if len(args.files) <= 1 else args.image.with_name(f"{args.image.stem}-{path.stem}.png")
             plots.write(out, pred.image(clf.labels, path.name))
         if args.json:

@@ -166,14 +166,24 @@ def log_mel(samples: np.ndarray, config: FeatureConfig) -> np.ndarray:
     else:
         mel = np.log10(10000.0 * power + 1.0, dtype=np.float32)
     channels = [mel]
-    if config.deltas:  # librosa.feature.delta is this Savitzky-Golay filter
-        from scipy.signal import savgol_filter
-
+    if config.deltas:
         width = min(9, mel.shape[1] if mel.shape[1] % 2 else mel.shape[1] - 1)
-        for order in (1, 2):
-            channels.append(savgol_filter(mel, width, polyorder=order, deriv=order, axis=-1,
-                                          mode="nearest").astype(np.float32))
+        channels += [savgol_derivative(mel, width, order) for order in (1, 2)]
     return np.stack(channels)
+
+
+def savgol_derivative(x: np.ndarray, width: int, order: int) -> np.ndarray:
+    """``order``-th Savitzky-Golay derivative along the last axis (polynomial order = ``order``,
+    edges repeated): ``librosa.feature.delta(x, width=width, order=order, mode="nearest")``,
+    in numpy so serving needs no SciPy."""
+    half = width // 2
+    offsets = np.arange(-half, half + 1, dtype=np.float64)
+    vander = offsets[:, None] ** np.arange(order + 1)[None, :]
+    coeffs = np.linalg.pinv(vander)[order] * float(np.prod(np.arange(1, order + 1)))
+    padded = np.pad(x.astype(np.float64), [(0, 0)] * (x.ndim - 1) + [(half, half)], mode="edge")
+    n = x.shape[-1]
+    out = sum(c * padded[..., i:i + n] for i, c in enumerate(coeffs))
+    return out.astype(np.float32)
 
 
 def window_starts(n_frames: int, config: FeatureConfig, hop_frames: int | None = None,

@@ -1,24 +1,31 @@
 """Prediction: a :class:`Classifier` that serves an artifact with the LiteRT runtime.
 
 No TensorFlow is imported here: LiteRT starts in a fraction of a second and uses a
-fraction of the memory, which matters in every worker process of the bot.
+fraction of the memory, which matters in every worker process of the bot. LiteRT's
+own log lines (written by its C++ code straight to the process's stderr) are caught
+while a model loads and passed to :mod:`logging` at DEBUG level.
 """
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
+import logging
 import os
+import sys
+import tempfile
 from pathlib import Path
-from typing import Any
+from typing import Any, Iterator
 
 import numpy as np
-from ai_edge_litert.interpreter import Interpreter
 
 from genre_model.artifact import ModelInfo, load_info
-from genre_model.audio import load_audio
+from genre_model.audio import Decoding
 from genre_model.config import DEFAULT_MODEL_DIR, MAX_AUDIO_SECONDS, MAX_WINDOWS, TOP_K, WINDOWS_EXTENSION
 from genre_model.errors import ArtifactError
 from genre_model.features import cut_windows, load_windows, log_mel, window_starts
+
+log = logging.getLogger(__name__)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -85,52 +92,104 @@ def softmax(logits: np.ndarray, temperature: float = 1.0) -> np.ndarray:
     return e / e.sum(axis=-1, keepdims=True)
 
 
+@contextlib.contextmanager
+def _native_stderr_to_log() -> Iterator[None]:
+    """Route what C++ code writes to file descriptor 2 meanwhile (LiteRT's "INFO: Created TensorFlow
+    Lite XNNPACK delegate for CPU.") to this module's logger at DEBUG level."""
+    sys.stderr.flush()
+    saved = os.dup(2)
+    with tempfile.TemporaryFile() as capture:
+        os.dup2(capture.fileno(), 2)
+        try:
+            yield
+        finally:
+            os.dup2(saved, 2)
+            os.close(saved)
+            capture.seek(0)
+            for line in capture.read().decode(errors="replace").splitlines():
+                if line.strip():
+                    log.debug("LiteRT: %s", line.strip())
+
+
 class _Runner:
-    """A LiteRT interpreter with a resizable batch dimension."""
+    """A LiteRT model with a resizable batch dimension and any number of named outputs."""
 
     def __init__(self, path: Path, num_threads: int) -> None:
+        from ai_edge_litert.interpreter import Interpreter  # here, so a caller can decode while it loads
+
         try:
-            self._interp = Interpreter(model_path=str(path), num_threads=num_threads)
+            with _native_stderr_to_log():
+                self._interp = Interpreter(model_path=str(path), num_threads=num_threads)
+                self._interp.allocate_tensors()  # XNNPACK is applied (and logs) here
         except Exception as exc:  # LiteRT raises ValueError/RuntimeError on bad flatbuffers
             raise ArtifactError(f"{path.name}: not a loadable LiteRT model ({exc})") from exc
         self._input = self._interp.get_input_details()[0]
-        self._output = self._interp.get_output_details()[0]
-        self._batch = -1
+        by_index = {d["index"]: d for d in self._interp.get_output_details()}
+        signatures = self._interp.get_signature_list()
+        if len(signatures) == 1:  # Keras exports name their outputs output_0, output_1, ... in this map
+            (signature,) = signatures.values()
+            self._outputs = {name: by_index[self._interp.get_signature_runner().get_output_details()[name]["index"]]
+                             for name in signature["outputs"]}
+        else:
+            self._outputs = {d["name"]: d for d in by_index.values()}
+        self._batch = int(self._input["shape"][0])
 
     @property
     def input_shape(self) -> tuple[int, ...]:
         return tuple(int(x) for x in self._input["shape"][1:])
 
     @property
-    def output_dim(self) -> int:
-        return int(self._output["shape"][-1])
+    def output_shapes(self) -> dict[str, tuple[int, ...]]:
+        """Each output's shape without the batch dimension."""
+        return {name: tuple(int(x) for x in d["shape"][1:]) for name, d in self._outputs.items()}
 
-    def __call__(self, batch: np.ndarray) -> np.ndarray:
+    def __call__(self, batch: np.ndarray) -> dict[str, np.ndarray]:
+        """Every output for ``batch``, by name."""
         batch = np.ascontiguousarray(batch, dtype=np.float32)
         if batch.shape[0] != self._batch:
             self._interp.resize_tensor_input(self._input["index"], list(batch.shape))
             self._interp.allocate_tensors()
-            self._output = self._interp.get_output_details()[0]
             self._batch = batch.shape[0]
         self._interp.set_tensor(self._input["index"], batch)
         self._interp.invoke()
-        return self._interp.get_tensor(self._output["index"]).copy()
+        return {name: self._interp.get_tensor(d["index"]).copy() for name, d in self._outputs.items()}
 
 
 class Classifier:
     """Loads a model directory once and classifies audio files or bytes."""
 
-    def __init__(self, model_dir: Path | str = DEFAULT_MODEL_DIR, *, num_threads: int | None = None) -> None:
+    def __init__(self, model_dir: Path | str = DEFAULT_MODEL_DIR, *, num_threads: int | None = None,
+                 lazy: bool = False) -> None:
+        """Read and check the model's metadata, then load it into LiteRT (with ``lazy=True``: at the
+        first prediction, while ffmpeg decodes that song)."""
         self.info: ModelInfo = load_info(Path(model_dir))
-        threads = num_threads or min(2, os.cpu_count() or 1)
-        self._embedder = _Runner(self.info.path("embedder.tflite"), threads)
-        self._head = _Runner(self.info.path("head.tflite"), threads)
-        if self._embedder.input_shape != self.info.features.input_shape:
-            raise ArtifactError(f"{model_dir}: embedder input {self._embedder.input_shape} does not match "
+        self._threads = num_threads or min(2, os.cpu_count() or 1)
+        self._embedder: _Runner | None = None
+        self._head: _Runner | None = None
+        self._embedding = ""
+        if not lazy:
+            self.load()
+
+    def load(self) -> None:
+        """Load both networks into LiteRT and check them against the metadata (once)."""
+        if self._head is not None:
+            return
+        embedder = _Runner(self.info.path("embedder.tflite"), self._threads)
+        head = _Runner(self.info.path("head.tflite"), self._threads)
+        where = self.info.directory
+        if embedder.input_shape != self.info.features.input_shape:
+            raise ArtifactError(f"{where}: embedder input {embedder.input_shape} does not match "
                                 f"the feature config {self.info.features.input_shape}")
-        if self._head.output_dim != len(self.info.labels):
-            raise ArtifactError(f"{model_dir}: head has {self._head.output_dim} outputs for "
+        shapes = list(head.output_shapes.values())
+        if shapes != [(len(self.info.labels),)]:
+            raise ArtifactError(f"{where}: head has {shapes[0][-1] if len(shapes) == 1 else shapes} outputs for "
                                 f"{len(self.info.labels)} labels")
+        # The embedding is the embedder output the head takes; other outputs (tags, ...) may sit beside it.
+        matching = [name for name, shape in embedder.output_shapes.items() if shape == head.input_shape]
+        if not matching:
+            raise ArtifactError(f"{where}: no embedder output has the head's input shape {head.input_shape}")
+        self._embedding = next((n for n in matching if "embed" in n), matching[0])
+        self._embedder, self._head = embedder, head
 
     @property
     def labels(self) -> tuple[str, ...]:
@@ -146,11 +205,16 @@ class Classifier:
         LiteRT keeps its working memory at the largest batch it has seen (about 10 MB a
         window for musicnn); a fixed batch of one bounds it and costs no speed on the CPU.
         """
-        return np.concatenate([self._embedder(windows[i:i + 1]) for i in range(len(windows))])
+        self.load()
+        assert self._embedder is not None
+        return np.concatenate([self._embedder(windows[i:i + 1])[self._embedding] for i in range(len(windows))])
 
     def logits(self, embeddings: np.ndarray) -> np.ndarray:
         """Uncalibrated head logits of embeddings ``(m, d)``."""
-        return self._head(embeddings)
+        self.load()
+        assert self._head is not None
+        (logits,) = self._head(embeddings).values()
+        return logits
 
     def probabilities(self, windows: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """(track probabilities ``(labels,)``, per-window probabilities ``(n, labels)``)."""
@@ -170,8 +234,9 @@ class Classifier:
                 max_windows: int = MAX_WINDOWS) -> Prediction:
         """Decode, window and classify one song. Raises AudioError for unusable input."""
         cfg = self.info.features
-        samples = load_audio(source, cfg.sample_rate, max_seconds=max_seconds,
-                             min_seconds=cfg.min_samples / cfg.sample_rate)
+        with Decoding(source, cfg.sample_rate, max_seconds=max_seconds) as decoding:
+            self.load()  # a lazy classifier loads while ffmpeg decodes
+            samples = decoding.samples(min_seconds=cfg.min_samples / cfg.sample_rate)
         spectrogram = log_mel(samples, cfg)
         starts = window_starts(spectrogram.shape[-1], cfg, max_windows=max_windows)
         windows = cut_windows(spectrogram, cfg, starts)

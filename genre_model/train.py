@@ -21,6 +21,7 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import json
+import os
 import sys
 import time
 from pathlib import Path
@@ -28,17 +29,34 @@ from typing import Any, Callable, Sequence
 
 import numpy as np
 
-from genre_model import plots
 from genre_model.artifact import ModelInfo, save_artifact
 from genre_model.audio import load_audio
 from genre_model.config import GENRES, MAX_AUDIO_SECONDS
 from genre_model.dataset import Track, group_folds, load_dataset, split_tracks, summarise
-from genre_model.errors import AudioError, DatasetError
+from genre_model.errors import AudioError, DatasetError, TrainingUnavailable
 from genre_model.evaluate import TrackResult, fit_temperature, metrics, report
 from genre_model.features import CNN_FEATURES, MUSICNN_FEATURES, FeatureConfig, extract_windows, load_windows
 from genre_model.predict import softmax
 
 Progress = Callable[[str], None]
+
+#: How to get what training needs on top of a serving install.
+TRAIN_EXTRA = "pip install 'genrebot[train]'"
+
+
+def import_keras() -> Any:
+    """Keras (with TensorFlow under it), or :class:`TrainingUnavailable` saying how to install them.
+
+    TensorFlow's C++ INFO and WARNING lines stay off the terminal unless ``TF_CPP_MIN_LOG_LEVEL``
+    says otherwise.
+    """
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    try:
+        import keras
+    except ImportError as exc:
+        raise TrainingUnavailable(f"training needs TensorFlow and Keras, which are not installed; "
+                                  f"get them with: {TRAIN_EXTRA}") from exc
+    return keras
 
 
 @dataclasses.dataclass
@@ -298,7 +316,7 @@ class Trainer:
     """Holds per-track inputs (embeddings or windows) so folds and retrains reuse them."""
 
     def __init__(self, opts: TrainOptions, labels: Sequence[str] = GENRES, log: Progress = _log) -> None:
-        import keras
+        keras = import_keras()
 
         self.opts = opts.resolved()
         self.labels = tuple(labels)
@@ -368,8 +386,9 @@ def cross_validate(data: Sequence[Path], opts: TrainOptions, folds: int = 5, log
     Within each fold, a further group split of the training part does early stopping and
     calibration, so nothing of the scored fold takes part in model selection.
     """
+    tracks = _load_all(data, GENRES)  # a wrong folder is said before TensorFlow loads
     trainer = Trainer(opts, log=log)
-    tracks = usable_tracks(_load_all(data, trainer.labels), trainer.features, trainer.opts.max_seconds, log)
+    tracks = usable_tracks(tracks, trainer.features, trainer.opts.max_seconds, log)
     fold_groups = group_folds(tracks, folds, trainer.opts.seed)
     results: list[TrackResult] = []
     fold_acc = []
@@ -408,8 +427,9 @@ def train(data: Sequence[Path], out_dir: Path, opts: TrainOptions, *, version: s
           log: Progress = _log, verbose: int = 1) -> ModelInfo:
     """Train, calibrate and export a model artifact to ``out_dir``; returns its metadata."""
     started = time.time()
+    tracks = _load_all(data, GENRES)  # a wrong folder is said before TensorFlow loads
     trainer = Trainer(opts, log=log)
-    tracks = usable_tracks(_load_all(data, trainer.labels), trainer.features, trainer.opts.max_seconds, log)
+    tracks = usable_tracks(tracks, trainer.features, trainer.opts.max_seconds, log)
     train_set, val_set = split_tracks(tracks, trainer.opts.val_fraction, trainer.opts.seed)
     log(f"{len(tracks)} tracks: {len(train_set)} train / {len(val_set)} validation (split by track group)")
     fitted = trainer.fit(train_set, val_set, verbose=verbose)
@@ -428,6 +448,8 @@ def train(data: Sequence[Path], out_dir: Path, opts: TrainOptions, *, version: s
     info = save_artifact(out_dir, embedder=fitted.embedder, head=fitted.head, arch=trainer.opts.arch,
                          labels=trainer.labels, features=fitted.features, temperature=fitted.temperature,
                          training=training, metrics={"validation": _summary(val_metrics)}, version=version)
+    from genre_model import plots
+
     plots.write(Path(out_dir) / "training_curves.png", plots.curves_image(fitted.history, f"{trainer.opts.arch} training"))
     log(f"model {info.version} written to {out_dir} in {time.time() - started:.0f} s")
     return info
