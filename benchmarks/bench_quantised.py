@@ -95,6 +95,7 @@ def embed_all(model: Path, windows: list[np.ndarray], cache: Path, name: str) ->
     from ai_edge_litert.interpreter import Interpreter
 
     interp = Interpreter(model_path=str(model), num_threads=2)
+    interp.allocate_tensors()
     inp, outp = interp.get_input_details()[0], interp.get_output_details()[0]
     embeddings = []
     for w in windows:

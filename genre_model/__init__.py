@@ -8,6 +8,15 @@ runs on a plain ``pip install genrebot``; training and export (:mod:`genre_model
 (:class:`TrainingUnavailable`) when it is missing.
 """
 
+import os
+
+# numpy's OpenBLAS starts a thread per core for every matrix product; the products here are
+# small (mel filters x one block of frames), and on a busy 2-core machine waking those threads
+# made the log-mel 50 times slower. One thread, unless the user chose otherwise; this holds
+# when genre_model is imported before numpy (the CLI, the bot and its workers), and for every
+# process started from here.
+os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
+
 from genre_model.errors import ArtifactError, AudioError, DatasetError, GenreModelError, TrainingUnavailable
 
 __version__ = "0.1.0"
