@@ -8,14 +8,11 @@ while a model loads and passed to :mod:`logging` at DEBUG level.
 
 from __future__ import annotations
 
-import contextlib
 import dataclasses
 import logging
 import os
-import sys
-import tempfile
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any
 
 import numpy as np
 
@@ -24,6 +21,7 @@ from genre_model.audio import Decoding
 from genre_model.config import DEFAULT_MODEL_DIR, MAX_AUDIO_SECONDS, MAX_WINDOWS, TOP_K, WINDOWS_EXTENSION
 from genre_model.errors import ArtifactError
 from genre_model.features import cut_windows, load_windows, log_mel, window_starts
+from genre_model.nativelog import native_stderr_to_log
 
 log = logging.getLogger(__name__)
 
@@ -92,25 +90,6 @@ def softmax(logits: np.ndarray, temperature: float = 1.0) -> np.ndarray:
     return e / e.sum(axis=-1, keepdims=True)
 
 
-@contextlib.contextmanager
-def _native_stderr_to_log() -> Iterator[None]:
-    """Route what C++ code writes to file descriptor 2 meanwhile (LiteRT's "INFO: Created TensorFlow
-    Lite XNNPACK delegate for CPU.") to this module's logger at DEBUG level."""
-    sys.stderr.flush()
-    saved = os.dup(2)
-    with tempfile.TemporaryFile() as capture:
-        os.dup2(capture.fileno(), 2)
-        try:
-            yield
-        finally:
-            os.dup2(saved, 2)
-            os.close(saved)
-            capture.seek(0)
-            for line in capture.read().decode(errors="replace").splitlines():
-                if line.strip():
-                    log.debug("LiteRT: %s", line.strip())
-
-
 class _Runner:
     """A LiteRT model with a resizable batch dimension and any number of named outputs."""
 
@@ -118,7 +97,7 @@ class _Runner:
         from ai_edge_litert.interpreter import Interpreter  # here, so a caller can decode while it loads
 
         try:
-            with _native_stderr_to_log():
+            with native_stderr_to_log("LiteRT", log):
                 self._interp = Interpreter(model_path=str(path), num_threads=num_threads)
                 self._interp.allocate_tensors()  # XNNPACK is applied (and logs) here
         except Exception as exc:  # LiteRT raises ValueError/RuntimeError on bad flatbuffers

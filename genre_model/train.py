@@ -21,6 +21,7 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import json
+import logging
 import os
 import sys
 import time
@@ -35,6 +36,7 @@ from genre_model.config import GENRES, MAX_AUDIO_SECONDS
 from genre_model.dataset import Track, group_folds, load_dataset, split_tracks, summarise
 from genre_model.errors import AudioError, DatasetError, TrainingUnavailable
 from genre_model.evaluate import TrackResult, fit_temperature, metrics, report
+from genre_model.nativelog import native_stderr_to_log
 from genre_model.features import CNN_FEATURES, MUSICNN_FEATURES, FeatureConfig, extract_windows, load_windows
 from genre_model.predict import softmax
 
@@ -48,11 +50,15 @@ def import_keras() -> Any:
     """Keras (with TensorFlow under it), or :class:`TrainingUnavailable` saying how to install them.
 
     TensorFlow's C++ INFO and WARNING lines stay off the terminal unless ``TF_CPP_MIN_LOG_LEVEL``
-    says otherwise.
+    says otherwise; what it prints while it loads goes to the DEBUG log.
     """
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     try:
-        import keras
+        with native_stderr_to_log("TensorFlow", logging.getLogger(__name__)):  # its start-up lines
+            import keras
+            import tensorflow as tf
+
+            tf.config.list_physical_devices()  # looks for GPUs now ("failed call to cuInit" on a CPU machine)
     except ImportError as exc:
         raise TrainingUnavailable(f"training needs TensorFlow and Keras, which are not installed; "
                                   f"get them with: {TRAIN_EXTRA}") from exc

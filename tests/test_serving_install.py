@@ -115,10 +115,11 @@ def test_a_plain_install_has_no_training_stack() -> None:
 
 
 def test_litert_log_lines_go_to_the_debug_log(capfd: pytest.CaptureFixture[str], caplog: pytest.LogCaptureFixture) -> None:
-    from genre_model.predict import _native_stderr_to_log
+    from genre_model.nativelog import native_stderr_to_log
 
+    log = logging.getLogger("genre_model.predict")
     with caplog.at_level(logging.DEBUG, logger="genre_model.predict"):
-        with _native_stderr_to_log():
+        with native_stderr_to_log("LiteRT", log):
             os.write(2, b"INFO: Created TensorFlow Lite XNNPACK delegate for CPU.\n")
         os.write(2, b"after\n")
     assert capfd.readouterr().err == "after\n"
@@ -170,3 +171,18 @@ def test_setup_script_makes_sure_venv_works() -> None:
     assert "pip install -q -e" not in script  # the long install shows its progress
     assert shutil.which("bash")
     assert sys.version_info >= (3, 11)
+
+
+def test_tensorflow_loads_quietly(tmp_path: Path) -> None:
+    """Its start-up lines (oneDNN, "Could not find cuda drivers", "failed call to cuInit") go to the DEBUG log."""
+    import subprocess
+
+    env = {k: v for k, v in os.environ.items() if k != "TF_CPP_MIN_LOG_LEVEL"}
+    env["PYTHONPATH"] = str(REPO)
+    code = ("import logging, sys; logging.basicConfig(level=logging.DEBUG, stream=sys.stdout)\n"
+            "from genre_model.train import import_keras; import_keras().ops.zeros(1)")
+    result = subprocess.run([sys.executable, "-c", code], cwd=tmp_path, env=env, capture_output=True, text=True,
+                            timeout=300)
+    assert result.returncode == 0, result.stderr
+    assert result.stderr == "", result.stderr
+    assert "TensorFlow: " in result.stdout  # what it said is kept, at DEBUG level
