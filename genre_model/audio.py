@@ -61,6 +61,8 @@ class Decoding:
             path.write_bytes(source)
         else:
             path = Path(source)
+            if path.is_dir():
+                raise AudioError("a folder, not an audio file")
             if not path.is_file():
                 raise AudioError(f"no such file: {path.name}")
             if path.stat().st_size == 0:

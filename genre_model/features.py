@@ -138,26 +138,18 @@ def mel_filterbank(sample_rate: int, n_fft: int, n_mels: int) -> np.ndarray:
     return weights.astype(np.float32)
 
 
-def mel_power(samples: np.ndarray, config: FeatureConfig, block_frames: int = 1024) -> np.ndarray:
-    """Mel power spectrogram ``(n_mels, frames)``: |STFT|^2 with a periodic Hann window and centred,
-    zero-padded frames, through :func:`mel_filterbank`.
+def power_spectrogram(samples: np.ndarray, n_fft: int, hop_length: int) -> np.ndarray:
+    """|STFT|^2 ``(1 + n_fft // 2, frames)`` with a periodic Hann window and centred, zero-padded frames.
 
-    The same numbers as ``librosa.feature.melspectrogram`` (librosa >= 0.10 defaults), computed
-    with numpy only: librosa's own path initialises numba/LLVM, about 200 MB in every worker
-    process. The STFT is taken ``block_frames`` frames at a time, so a long song never holds its
-    whole complex spectrum (about 40 MB a minute) at once.
+    The same numbers as ``librosa.stft`` (librosa >= 0.10 defaults), computed with numpy
+    only: librosa's own path initialises numba/LLVM, about 200 MB in every worker process.
     """
-    n_fft, hop = config.n_fft, config.hop_length
     padded = np.pad(samples.astype(np.float32, copy=False), n_fft // 2, mode="constant")
-    n_frames = 1 + (padded.size - n_fft) // hop
-    frames = np.lib.stride_tricks.sliding_window_view(padded, n_fft)[::hop][:n_frames]
+    n_frames = 1 + (padded.size - n_fft) // hop_length
+    frames = np.lib.stride_tricks.sliding_window_view(padded, n_fft)[::hop_length][:n_frames]
     window = (0.5 - 0.5 * np.cos(2.0 * np.pi * np.arange(n_fft) / n_fft)).astype(np.float32)
-    filters = mel_filterbank(config.sample_rate, n_fft, config.n_mels)
-    out = np.empty((config.n_mels, n_frames), dtype=np.float32)
-    for start in range(0, n_frames, block_frames):
-        spectrum = np.fft.rfft(frames[start:start + block_frames] * window, axis=1)
-        out[:, start:start + block_frames] = filters @ (spectrum.real ** 2 + spectrum.imag ** 2).T
-    return out
+    spectrum = np.fft.rfft(frames * window, axis=1)
+    return (spectrum.real ** 2 + spectrum.imag ** 2).astype(np.float32).T
 
 
 def log_mel(samples: np.ndarray, config: FeatureConfig) -> np.ndarray:
@@ -167,7 +159,8 @@ def log_mel(samples: np.ndarray, config: FeatureConfig) -> np.ndarray:
     if samples.size < config.min_samples:
         have = samples.size / config.sample_rate
         raise AudioError(f"clip is {have:.1f} s; I need at least {config.window_seconds:.0f} s")
-    power = mel_power(samples, config)
+    power = mel_filterbank(config.sample_rate, config.n_fft, config.n_mels) @ power_spectrogram(
+        samples, config.n_fft, config.hop_length)
     if config.log_scale == "db":  # librosa.power_to_db(power, ref=1.0, amin=1e-10, top_db=None)
         mel = (10.0 * np.log10(np.maximum(power, 1e-10))).astype(np.float32)
     else:
