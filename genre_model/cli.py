@@ -45,6 +45,16 @@ def _options(args: argparse.Namespace):
                         transform=args.transform, ensemble=args.ensemble, max_seconds=args.max_seconds, cache_dir=args.cache)
 
 
+def _seed_list(text: str) -> list[int]:
+    try:
+        seeds = [int(x) for x in text.split(",") if x.strip()]
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"seeds must be whole numbers separated by commas, not {text!r}") from None
+    if not seeds:
+        raise argparse.ArgumentTypeError("give at least one seed")
+    return seeds
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="genre-model", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
@@ -53,9 +63,14 @@ def build_parser() -> argparse.ArgumentParser:
     _add_train_options(p)
     p.add_argument("--out", type=Path, default=Path("runs/model"), help="model directory to write")
 
-    p = sub.add_parser("cv", help="grouped k-fold cross-validation estimate (by track)")
+    p = sub.add_parser("cv", help="grouped k-fold cross-validation estimate (by artist when the data names artists)")
     _add_train_options(p)
-    p.add_argument("--folds", type=int, default=5)
+    p.add_argument("--folds", type=int, default=5, help="number of folds (default: %(default)s)")
+    p.add_argument("--group-by", choices=("auto", "artist", "track"), default="auto",
+                   help="keep each artist (artist) or only near-duplicates (track) inside one fold; "
+                        "auto = artist when the manifest has an artist column (default: %(default)s)")
+    p.add_argument("--seeds", type=_seed_list, default=None,
+                   help="repeat the k-fold run with these fold seeds, e.g. 1,2,3 (default: --seed once)")
     p.add_argument("--json", action="store_true", help="print the report as JSON")
     p.add_argument("--confusion", type=Path, default=None, help="write the pooled confusion matrix PNG")
 
@@ -100,11 +115,12 @@ def _cv(args: argparse.Namespace) -> int:
     from genre_model.evaluate import format_report
     from genre_model.train import cross_validate
 
-    rep = cross_validate(args.data, _options(args), folds=args.folds)
+    rep = cross_validate(args.data, _options(args), folds=args.folds, group_by=args.group_by, seeds=args.seeds)
+    title = f"{args.folds}-fold CV grouped by {rep['grouping']} ({args.arch})"
     if args.confusion:
-        plots.write(args.confusion, plots.confusion_image(rep["confusion"], rep["labels"],
-                                                          f"{args.folds}-fold CV ({args.arch})"))
-    print(json.dumps(rep) if args.json else format_report(rep) + f"\nfold accuracy: {rep['fold_accuracy']}")
+        plots.write(args.confusion, plots.confusion_image(rep["confusion"], rep["labels"], title))
+    print(json.dumps(rep) if args.json else
+          f"{title}, seeds {rep['seeds']}\n{format_report(rep)}\nfold accuracy: {rep['fold_accuracy']}")
     return 0
 
 

@@ -106,6 +106,38 @@ def metrics(probabilities: np.ndarray, targets: np.ndarray, labels: Sequence[str
     }
 
 
+def bootstrap_intervals(probabilities: np.ndarray, targets: np.ndarray, *, tracks: Sequence[int] | None = None,
+                        n_resamples: int = 2000, level: float = 0.95, seed: int = 0) -> dict[str, list[float]]:
+    """Percentile bootstrap intervals for accuracy and balanced accuracy, resampling *tracks*.
+
+    ``tracks`` gives each row's track index when a track has several rows (repeated
+    cross-validation): a resampled track brings all its rows. Returns
+    ``{"accuracy_ci": [low, high], "balanced_accuracy_ci": [low, high]}``.
+    """
+    predicted = np.asarray(probabilities).argmax(axis=1)
+    targets = np.asarray(targets, dtype=np.int64)
+    track_of = np.arange(len(targets)) if tracks is None else np.asarray(tracks)
+    ids, track_of = np.unique(track_of, return_inverse=True)
+    n_tracks, n_classes = len(ids), int(targets.max()) + 1 if len(targets) else 0
+    # Per track and class: rows, and correct rows (a track keeps one label across repeats).
+    rows = np.zeros((n_tracks, n_classes))
+    hits = np.zeros((n_tracks, n_classes))
+    np.add.at(rows, (track_of, targets), 1.0)
+    np.add.at(hits, (track_of, targets), (predicted == targets).astype(float))
+    rng = np.random.default_rng(seed)
+    draws = rng.integers(0, n_tracks, size=(n_resamples, n_tracks))
+    weights = np.zeros((n_resamples, n_tracks))
+    np.add.at(weights, (np.arange(n_resamples)[:, None], draws), 1.0)
+    class_rows, class_hits = weights @ rows, weights @ hits
+    accuracy = class_hits.sum(axis=1) / class_rows.sum(axis=1)
+    present = class_rows > 0
+    recall = np.divide(class_hits, class_rows, out=np.zeros_like(class_hits), where=present)
+    balanced = recall.sum(axis=1) / present.sum(axis=1)
+    tail = (1.0 - level) / 2 * 100
+    interval = lambda x: [round(float(v), 4) for v in np.percentile(x, [tail, 100 - tail])]  # noqa: E731
+    return {"accuracy_ci": interval(accuracy), "balanced_accuracy_ci": interval(balanced)}
+
+
 def worst_misclassifications(results: Sequence[TrackResult], labels: Sequence[str], k: int = 10) -> list[dict]:
     """The ``k`` wrong predictions made with the most confidence."""
     index = {label: i for i, label in enumerate(labels)}
@@ -137,20 +169,31 @@ def score_tracks(tracks: Sequence[Track], labels: Sequence[str],
 
 
 def report(results: Sequence[TrackResult], labels: Sequence[str]) -> dict[str, Any]:
-    """Metrics plus the worst misclassifications for scored tracks."""
+    """Metrics, 95 % bootstrap intervals and the worst misclassifications for scored tracks.
+
+    A track scored more than once (repeated cross-validation) counts once per score in the
+    metrics, and is resampled as one unit for the intervals.
+    """
     if not results:
         raise DatasetError("no track could be scored")
     index = {label: i for i, label in enumerate(labels)}
     probs = np.stack([r.probabilities for r in results])
     targets = np.array([index[r.label] for r in results])
+    track_ids = {path: i for i, path in enumerate(dict.fromkeys(r.path for r in results))}
     out = metrics(probs, targets, labels)
+    out.update(bootstrap_intervals(probs, targets, tracks=[track_ids[r.path] for r in results]))
+    out["n_tracks"] = len(track_ids)
     out["worst"] = worst_misclassifications(results, labels)
     return out
 
 
 def format_report(rep: dict[str, Any]) -> str:
     """Human-readable summary of :func:`report`'s output."""
-    lines = [f"tracks {rep['n_tracks']}  accuracy {rep['accuracy']:.3f}  balanced {rep['balanced_accuracy']:.3f}  "
+    def with_ci(name: str) -> str:
+        low, high = rep[f"{name}_ci"]
+        return f"{rep[name]:.3f} (95% CI {low:.3f}-{high:.3f})"
+
+    lines = [f"tracks {rep['n_tracks']}  accuracy {with_ci('accuracy')}  balanced {with_ci('balanced_accuracy')}",
              f"macro-F1 {rep['macro_f1']:.3f}  ECE {rep['ece']:.3f}", "",
              f"{'genre':<10} {'prec':>6} {'recall':>6} {'f1':>6} {'n':>4}"]
     for label, m in rep["per_genre"].items():

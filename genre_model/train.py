@@ -33,7 +33,7 @@ import numpy as np
 from genre_model.artifact import ModelInfo, save_artifact
 from genre_model.audio import load_audio
 from genre_model.config import GENRES, MAX_AUDIO_SECONDS
-from genre_model.dataset import Track, group_folds, load_dataset, split_tracks, summarise
+from genre_model.dataset import Track, group_folds, has_artists, load_dataset, regroup, split_tracks, summarise
 from genre_model.errors import AudioError, DatasetError, TrainingUnavailable
 from genre_model.evaluate import TrackResult, fit_temperature, metrics, report
 from genre_model.nativelog import native_stderr_to_log
@@ -386,33 +386,44 @@ class Trainer:
         return fitted.track_probabilities(emb)
 
 
-def cross_validate(data: Sequence[Path], opts: TrainOptions, folds: int = 5, log: Progress = _log) -> dict[str, Any]:
-    """Grouped, genre-stratified k-fold estimate: every track is scored by a model that never saw it.
+def cross_validate(data: Sequence[Path], opts: TrainOptions, folds: int = 5, *, group_by: str = "auto",
+                   seeds: Sequence[int] | None = None, log: Progress = _log) -> dict[str, Any]:
+    """Grouped, genre-balanced k-fold estimate: every track is scored by a model that never saw it.
 
-    Within each fold, a further group split of the training part does early stopping and
-    calibration, so nothing of the scored fold takes part in model selection.
+    ``group_by="artist"`` keeps every artist (with its near-duplicates) inside one fold, so
+    the estimate is for artists the model never heard; ``"track"`` keeps only near-duplicates
+    together; ``"auto"`` is ``"artist"`` whenever the data names artists. With several
+    ``seeds`` the whole k-fold run is repeated with other fold assignments and the metrics
+    pool all repeats (the bootstrap intervals resample tracks, not repeats). Within each
+    fold, a further split of the training part (grouped the same way) does model selection
+    and calibration, so nothing of the scored fold takes part in either.
     """
     tracks = _load_all(data, GENRES)  # a wrong folder is said before TensorFlow loads
     trainer = Trainer(opts, log=log)
     tracks = usable_tracks(tracks, trainer.features, trainer.opts.max_seconds, log)
-    fold_groups = group_folds(tracks, folds, trainer.opts.seed)
+    grouping = ("artist" if has_artists(tracks) else "track") if group_by == "auto" else group_by
+    if grouping == "artist" and not has_artists(tracks):
+        raise DatasetError("grouping by artist needs an 'artist' column in the manifest; use --group-by track")
+    tracks = regroup(tracks, grouping)
+    seeds = list(seeds or [trainer.opts.seed])
     results: list[TrackResult] = []
     fold_acc = []
-    for k, groups in enumerate(fold_groups):
-        held = set(groups)
-        test = [t for t in tracks if t.group in held]
-        rest = [t for t in tracks if t.group not in held]
-        train, val = split_tracks(rest, trainer.opts.val_fraction, trainer.opts.seed + k)
-        fitted = trainer.fit(train, val)
-        probs = trainer.probabilities(fitted, test)
-        results += [TrackResult(str(t.path), t.label, p) for t, p in zip(test, probs)]
-        acc = float(np.mean(probs.argmax(axis=1) == _targets(test, trainer.labels)))
-        fold_acc.append(acc)
-        log(f"fold {k + 1}/{folds}: {len(test)} tracks, accuracy {acc:.3f}, temperature {fitted.temperature:.2f}")
+    for seed in seeds:
+        for k, groups in enumerate(group_folds(tracks, folds, seed)):
+            held = set(groups)
+            test = [t for t in tracks if t.group in held]
+            rest = [t for t in tracks if t.group not in held]
+            train, val = split_tracks(rest, trainer.opts.val_fraction, seed + k)
+            fitted = trainer.fit(train, val)
+            probs = trainer.probabilities(fitted, test)
+            results += [TrackResult(str(t.path), t.label, p) for t, p in zip(test, probs)]
+            acc = float(np.mean(probs.argmax(axis=1) == _targets(test, trainer.labels)))
+            fold_acc.append(acc)
+            log(f"seed {seed} fold {k + 1}/{folds}: {len(test)} tracks, accuracy {acc:.3f}, "
+                f"temperature {fitted.temperature:.2f}")
     rep = report(results, trainer.labels)
-    rep["folds"] = folds
-    rep["fold_accuracy"] = [round(a, 4) for a in fold_acc]
-    rep["options"] = _jsonable(dataclasses.asdict(trainer.opts))
+    rep.update(folds=folds, grouping=grouping, seeds=seeds, fold_accuracy=[round(a, 4) for a in fold_acc],
+               options=_jsonable(dataclasses.asdict(trainer.opts)))
     return rep
 
 

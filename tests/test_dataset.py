@@ -5,6 +5,7 @@ from __future__ import annotations
 import csv
 import hashlib
 import shutil
+import dataclasses
 from collections import Counter
 from pathlib import Path
 
@@ -14,7 +15,7 @@ import pytest
 from conftest import TINY_FEATURES, synth_music
 from genre_model.audio import load_audio
 from genre_model.dataset import (
-    Track, group_folds, load_dataset, merge_near_duplicates, split_tracks, summarise, track_id,
+    Track, group_folds, has_artists, load_dataset, merge_near_duplicates, regroup, split_tracks, summarise, track_id,
 )
 from genre_model.errors import DatasetError
 from genre_model.features import extract_windows, save_windows
@@ -112,7 +113,7 @@ def test_manifest_with_group_column(tmp_path: Path) -> None:
 
 def test_manifest_errors(tmp_path: Path) -> None:
     bad = tmp_path / "bad.csv"
-    bad.write_text("file,label\nx.wav,blues\n")
+    bad.write_text("name,label\nx.wav,blues\n")
     with pytest.raises(DatasetError, match="columns"):
         load_dataset(bad)
     missing = tmp_path / "missing.csv"
@@ -158,11 +159,68 @@ def test_merge_near_duplicates_across_sources(tmp_path: Path) -> None:
     assert merged["x.wav"] == merged["x-copy.wav"] != merged["y.wav"]
 
 
-def test_group_mixing_genres_is_refused(tmp_path: Path) -> None:
+def test_same_recording_with_two_genres_is_refused(tmp_path: Path) -> None:
     a = _write(tmp_path / "a.wav", synth_music(1.0, SR, seed=1))
-    tracks = [Track(a, "rock", "g"), Track(a, "jazz", "g")]
-    with pytest.raises(DatasetError, match="mixes genres"):
-        group_folds(tracks, 2, seed=0)
+    shutil.copyfile(a, tmp_path / "b.wav")
+    with pytest.raises(DatasetError, match="same recording has different genres"):
+        merge_near_duplicates([Track(a, "rock", "ga"), Track(tmp_path / "b.wav", "jazz", "gb")])
+
+
+def _artist_manifest(root: Path) -> Path:
+    """24 files in 4 genres by 9 artists: one artist with 8 files, one playing two genres, four unknown."""
+    plan = [("blues", "Big Joe")] * 8 + [("blues", "Ann"), ("blues", "")] + [("jazz", "Two-Genre Tom")] * 2 \
+        + [("metal", "Two-Genre Tom")] * 2 + [("jazz", "Cy"), ("jazz", ""), ("metal", "Dee"), ("metal", "")] \
+        + [("pop", "Eve"), ("pop", "Eve"), ("pop", "Fay"), ("pop", ""), ("pop", "Gus"), ("blues", "Hal")]
+    rows = []
+    for i, (genre, artist) in enumerate(plan):
+        _write(root / genre / f"{genre}-{i:02d}.wav", synth_music(1.0, SR, seed=500 + i))
+        rows.append([f"{genre}/{genre}-{i:02d}.wav", genre, artist, "train" if i % 3 else "valid"])
+    manifest = root / "MANIFEST.csv"
+    with manifest.open("w", newline="") as f:
+        csv.writer(f).writerows([["file", "genre", "artist", "ff_split"], *rows])
+    return manifest
+
+
+def test_manifest_artist_and_split_columns(tmp_path: Path) -> None:
+    tracks = load_dataset(_artist_manifest(tmp_path))
+    assert len(tracks) == 24
+    assert Counter(t.artist for t in tracks)["Big Joe"] == 8
+    assert sum(1 for t in tracks if not t.artist) == 4
+    assert {t.split for t in tracks} == {"train", "valid"}
+    assert has_artists(tracks) and not has_artists([dataclasses.replace(t, artist="") for t in tracks])
+
+
+@pytest.mark.parametrize("seed", range(8))
+def test_artist_grouped_folds_never_put_an_artist_on_both_sides(tmp_path_factory, seed: int) -> None:
+    tracks = regroup(load_dataset(_artist_manifest(tmp_path_factory.mktemp("artists"))), "artist")
+    folds = group_folds(tracks, 3, seed=seed)
+    assert sorted(g for fold in folds for g in fold) == sorted({t.group for t in tracks})
+    for held in folds:
+        test = [t for t in tracks if t.group in set(held)]
+        rest = [t for t in tracks if t.group not in set(held)]
+        named = lambda ts: {t.artist for t in ts if t.artist}  # noqa: E731
+        assert named(test).isdisjoint(named(rest)), "an artist is on both sides"
+        _assert_no_leak(rest, test, tracks)
+    # Unknown artists are each their own group; the two-genre artist is one group.
+    assert len({t.group for t in tracks if not t.artist}) == 4
+    assert len({t.group for t in tracks if t.artist == "Two-Genre Tom"}) == 1
+
+
+def test_track_grouping_lets_an_artist_span_folds(tmp_path: Path) -> None:
+    """The control: grouped only by track, the 8-file artist is spread over several folds."""
+    tracks = regroup(load_dataset(_artist_manifest(tmp_path)), "track")
+    folds = group_folds(tracks, 3, seed=0)
+    big = {t.group for t in tracks if t.artist == "Big Joe"}
+    assert sum(1 for fold in folds if big & set(fold)) > 1
+    with pytest.raises(ValueError, match="grouping"):
+        regroup(tracks, "album")
+
+
+def test_folds_balance_genres_when_groups_are_uneven(tmp_path: Path) -> None:
+    tracks = regroup(load_dataset(_artist_manifest(tmp_path)), "artist")
+    folds = group_folds(tracks, 3, seed=1)
+    for held in folds:  # every fold scores pop and metal (several artists each), whatever lands where
+        assert {"pop", "metal"} <= {t.label for t in tracks if t.group in set(held)}
 
 
 def test_split_argument_checks(gtzan: Path) -> None:

@@ -160,3 +160,50 @@ def test_report_and_score_tracks(tmp_path: Path) -> None:
 def test_track_result_is_plain_data() -> None:
     r = TrackResult("f.wav", "rock", np.array([1.0, 0.0]))
     assert r.label == "rock" and r.probabilities.shape == (2,)
+
+
+def test_bootstrap_interval_brackets_the_estimate_and_narrows_with_data() -> None:
+    from genre_model.evaluate import bootstrap_intervals
+
+    rng = np.random.default_rng(3)
+
+    def scored(n: int) -> tuple[np.ndarray, np.ndarray]:
+        y = rng.integers(0, 4, n)
+        guess = np.where(rng.random(n) < 0.75, y, rng.integers(0, 4, n))
+        return np.eye(4)[guess], y
+
+    small, large = scored(60), scored(2000)
+    ci_small, ci_large = bootstrap_intervals(*small), bootstrap_intervals(*large)
+    for (p, y), ci in ((small, ci_small), (large, ci_large)):
+        m = metrics(p, y, ["a", "b", "c", "d"])
+        assert ci["accuracy_ci"][0] <= m["accuracy"] <= ci["accuracy_ci"][1]
+        assert ci["balanced_accuracy_ci"][0] <= m["balanced_accuracy"] <= ci["balanced_accuracy_ci"][1]
+    width = lambda ci: ci["accuracy_ci"][1] - ci["accuracy_ci"][0]  # noqa: E731
+    assert width(ci_large) < width(ci_small) / 3
+    assert bootstrap_intervals(*small) == ci_small  # seeded: the same numbers every time
+    perfect = bootstrap_intervals(np.eye(4)[small[1]], small[1])
+    assert perfect == {"accuracy_ci": [1.0, 1.0], "balanced_accuracy_ci": [1.0, 1.0]}
+
+
+def test_bootstrap_resamples_tracks_not_repeats() -> None:
+    """Repeated CV scores a track several times; counting repeats as tracks would shrink the interval."""
+    from genre_model.evaluate import bootstrap_intervals
+
+    rng = np.random.default_rng(5)
+    y = rng.integers(0, 3, 80)
+    p = np.eye(3)[np.where(rng.random(80) < 0.7, y, (y + 1) % 3)]
+    once = bootstrap_intervals(p, y)
+    repeated = bootstrap_intervals(np.tile(p, (5, 1)), np.tile(y, 5), tracks=np.tile(np.arange(80), 5))
+    naive = bootstrap_intervals(np.tile(p, (5, 1)), np.tile(y, 5))
+    width = lambda ci: ci["accuracy_ci"][1] - ci["accuracy_ci"][0]  # noqa: E731
+    assert abs(width(repeated) - width(once)) < 0.03
+    assert width(naive) < width(once) * 0.6
+
+
+def test_report_gives_intervals_and_counts_tracks_once() -> None:
+    labels = ["a", "b"]
+    results = [TrackResult(f"t{i % 10}", labels[i % 2], np.array([0.8, 0.2]) if i % 2 == 0 else np.array([0.3, 0.7]))
+               for i in range(30)]
+    rep = report(results, labels)
+    assert rep["n_tracks"] == 10 and rep["accuracy"] == 1.0
+    assert rep["accuracy_ci"] == [1.0, 1.0] and rep["balanced_accuracy_ci"] == [1.0, 1.0]
