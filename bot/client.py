@@ -10,7 +10,8 @@ import discord
 import yarl
 from discord.ext import commands
 
-from bot import replies
+from bot import replies, respond
+from bot.registration import register_commands
 from genrebot.inference.local import InferencePool
 from genrebot.settings import Settings
 from genrebot.storage import Storage
@@ -80,20 +81,16 @@ class GenreBot(commands.Bot):
         self.tree.on_error = self.on_app_command_error
         for cog in COGS:
             await self.load_extension(cog)
-        for guild_id in s.guild_ids:
-            guild = discord.Object(guild_id)
-            self.tree.copy_global_to(guild=guild)
-            await self.tree.sync(guild=guild)
-        await self.tree.sync()
+        await register_commands(self, self.tree, s.guild_ids)
         self.lag.start()
 
     async def on_ready(self) -> None:
         log.info("logged in as %s (%s)", self.user, getattr(self.user, "id", "?"))
 
     async def on_app_command_error(self, interaction: discord.Interaction, error: Exception) -> None:
-        """Any unexpected failure: log it, and tell the user instead of leaving them waiting."""
+        """Any unexpected failure: log it, and tell the user (only them) instead of leaving them waiting."""
         log.error("command %r failed", getattr(interaction.command, "name", "?"), exc_info=error)
-        await replies.send_ephemeral(interaction, replies.SORRY)
+        await respond.privately(interaction, replies.SORRY)
 
     def is_admin(self, user: discord.abc.User) -> bool:
         """Configured admin ids or roles; with none configured, the application owner."""

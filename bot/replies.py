@@ -6,6 +6,8 @@ from pathlib import PurePath
 
 import discord
 
+from genre_model.config import display_name
+
 RIGHT = "\N{WHITE HEAVY CHECK MARK}"
 WRONG = "\N{CROSS MARK}"
 FEEDBACK_EMOJI = {RIGHT: "right", WRONG: "wrong"}
@@ -29,16 +31,23 @@ def describe_confidence(p: float) -> str:
     return "confident" if p >= 0.75 else "fairly sure" if p >= 0.5 else "unsure"
 
 
+def top_genre_lines(top_k: list[tuple[str, float]]) -> str:
+    """One line per genre: a bar, the probability and the genre as people write it."""
+    return "\n".join(f"`{bar(p)}` {p:5.1%}  {display_name(g)}" for g, p in top_k)
+
+
 def prediction_embed(*, file_name: str, genre: str, confidence: float, top_k: list[tuple[str, float]],
                      duration_s: float, model_version: str) -> discord.Embed:
-    """The reply to /genre: top genre and confidence, runners-up with bars, and the image."""
+    """The reply to /genre: top genre and confidence, runners-up with bars, and the image.
+
+    Genres arrive as labels ("hiphop") and are shown with their display names ("Hip-hop")."""
+    shown = display_name(genre)
     embed = discord.Embed(
-        title=f"{genre.title()} \N{EM DASH} {confidence:.0%}",
-        description=f"I'm {describe_confidence(confidence)} that **{safe_filename(file_name)}** is **{genre}**.",
+        title=f"{shown} \N{EM DASH} {confidence:.0%}",
+        description=f"I'm {describe_confidence(confidence)} that **{safe_filename(file_name)}** is **{shown}**.",
         colour=discord.Colour.blurple(),
     )
-    embed.add_field(name="Top genres", inline=False,
-                    value="\n".join(f"`{bar(p)}` {p:5.1%}  {g}" for g, p in top_k))
+    embed.add_field(name="Top genres", inline=False, value=top_genre_lines(top_k))
     embed.add_field(name="Analysed", value=f"{duration_s:.1f} s", inline=True)
     embed.add_field(name="Feedback", inline=True,
                     value=f"{RIGHT} right \N{MIDDLE DOT} {WRONG} wrong \N{MIDDLE DOT} pick the right genre below")
@@ -58,15 +67,14 @@ def error_text(problem: str) -> str:
 SORRY = "\N{WARNING SIGN} Something went wrong on my side; please try again later."
 
 
-async def send_ephemeral(interaction: discord.Interaction, text: str) -> None:
-    """Answer an interaction (or follow up if it is already answered); never raises."""
-    try:
-        if interaction.response.is_done():
-            await interaction.followup.send(text, ephemeral=True)
-        else:
-            await interaction.response.send_message(text, ephemeral=True)
-    except discord.HTTPException:
-        pass
+def vote_thanks(genre: str) -> str:
+    """The answer to a menu choice that agrees with the prediction."""
+    return f"Thanks! Counted as a {RIGHT}: **{display_name(genre)}** is what I said."
+
+
+def correction_thanks(genre: str, predicted: str) -> str:
+    """The answer to a menu choice that corrects the prediction."""
+    return f"Thanks! Noted: this is **{display_name(genre)}**, not {display_name(predicted)}."
 
 
 def mb(n_bytes: int) -> str:

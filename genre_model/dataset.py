@@ -152,20 +152,17 @@ def _join_groups(tracks: Sequence[Track], keys: Iterable[Sequence[str]]) -> list
 def merge_near_duplicates(tracks: Iterable[Track]) -> list[Track]:
     """Give known near-duplicates and byte-identical files one shared group.
 
-    Raises :class:`DatasetError` when identical files carry different genres.
+    Identical files may carry different genres (two members corrected two uploads of one
+    song differently): they stay, in one group, so the split never sees them on both sides.
     """
     tracks = list(tracks)
     by_id = defaultdict(list)
-    by_hash: dict[str, list[Track]] = defaultdict(list)
+    by_hash = defaultdict(list)
     for t in tracks:
         by_id[track_id(t.path)].append(t.group)
-        by_hash[sha256(t.path)].append(t)
-    for same in by_hash.values():
-        if len({t.label for t in same}) > 1:
-            names = ", ".join(f"{t.path.name} ({t.label})" for t in same)
-            raise DatasetError(f"the same recording has different genres: {names}")
+        by_hash[sha256(t.path)].append(t.group)
     keys = [[g for tid in dupes for g in by_id.get(tid, [])] for dupes in KNOWN_NEAR_DUPLICATES]
-    keys += [[t.group for t in same] for same in by_hash.values()]
+    keys += list(by_hash.values())
     return _join_groups(tracks, keys)
 
 

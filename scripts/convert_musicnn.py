@@ -1,9 +1,9 @@
 #!/usr/bin/env python
-"""Convert musicnn 0.1.0's pretrained ``MSD_musicnn`` TF1 checkpoint to Keras 3 weights.
+"""Convert musicnn 0.1.0's pretrained ``MSD_musicnn`` / ``MSD_vgg`` TF1 checkpoints to Keras 3 weights.
 
 Usage::
 
-    python scripts/convert_musicnn.py /path/to/musicnn_package_dir OUT_FILE
+    python scripts/convert_musicnn.py [--model MSD_musicnn|MSD_vgg] /path/to/musicnn_package_dir [OUT_FILE]
 
 e.g.::
 
@@ -11,10 +11,13 @@ e.g.::
     unzip -q /tmp/musicnn/musicnn-0.1.0-py3-none-any.whl -d /tmp/musicnn/wheel
     python scripts/convert_musicnn.py /tmp/musicnn/wheel/musicnn \\
         genre_model/pretrained/msd_musicnn.weights.h5
+    python scripts/convert_musicnn.py --model MSD_vgg /tmp/musicnn/wheel/musicnn \\
+        genre_model/pretrained/msd_vgg.weights.h5
 
 ``musicnn_package_dir`` is the unpacked ``musicnn`` package (the directory that
-contains ``models.py`` and ``MSD_musicnn/``); the checkpoint directory itself
-is also accepted.  The musicnn package does not need to be importable:
+contains ``models.py`` and ``MSD_musicnn/`` / ``MSD_vgg/``); the checkpoint
+directory itself is also accepted.  OUT_FILE defaults to the shipped weights file
+of the chosen model.  The musicnn package does not need to be importable:
 only TensorFlow is used, to read the checkpoint.
 
 The checkpoint's ``checkpoint`` index file holds an absolute path from the
@@ -23,9 +26,11 @@ checkpoint prefix ``MSD_musicnn/`` (files ``.index`` / ``.data-00000-of-00001``)
 directly with ``tf.compat.v1.train.NewCheckpointReader`` works.
 
 The TF1 variable scopes (``conv2d_N``, ``batch_normalization_N``, ``dense``,
-``dense_1``) are auto-numbered in graph-construction order of
-``musicnn.models.build_musicnn``; :data:`VARIABLE_MAP` spells out which Keras
-layer of :func:`genre_model.musicnn.build_msd_musicnn` each one becomes.  Every
+``dense_1``; vgg's convs are named ``1CNN`` ... ``5CNN``) are auto-numbered in
+graph-construction order of ``musicnn.models.build_musicnn`` / ``vgg``; each
+model's ``variable_map`` in :data:`MODELS` spells out which Keras layer of
+:func:`genre_model.musicnn.build_msd_musicnn` / :func:`genre_model.musicnn_vgg.build_msd_vgg`
+each one becomes.  Every
 model variable of the checkpoint must be used exactly once (the Adam slots and
 ``beta1_power``/``beta2_power`` optimizer state are ignored) and every Keras
 weight must be assigned, with matching shapes, otherwise the script fails.
@@ -36,7 +41,9 @@ from __future__ import annotations
 import argparse
 import os
 import sys
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Callable
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
@@ -48,10 +55,10 @@ REPO_ROOT = Path(__file__).resolve().parents[1]
 if str(REPO_ROOT) not in sys.path:
     sys.path.insert(0, str(REPO_ROOT))
 
-from genre_model.musicnn import build_msd_musicnn  # noqa: E402
+from genre_model import musicnn, musicnn_vgg  # noqa: E402
 
 # TF1 variable scope -> Keras layer name, in musicnn's graph-construction order.
-VARIABLE_MAP = {
+MUSICNN_VARIABLE_MAP = {
     # front-end
     "batch_normalization": "input_bn",
     "conv2d": "timbral_74_conv",  # [7, 38, 1, 204]
@@ -78,6 +85,36 @@ VARIABLE_MAP = {
     "dense_1": "logits",  # [200, 50]
 }
 
+# MSD_vgg: kernels [3, 3, C_in, 128] and the dense [256, 50] fit Keras as they are.
+VGG_VARIABLE_MAP = {
+    "batch_normalization": "input_bn",  # [1]
+    **{
+        scope: layer
+        for i in range(1, 6)
+        for scope, layer in ((f"{i}CNN", f"conv{i}"), (f"batch_normalization_{i}", f"bn{i}"))
+    },
+    "dense": "logits",  # [256, 50]
+}
+
+
+@dataclass(frozen=True)
+class ModelSpec:
+    """How one musicnn checkpoint maps onto its Keras port."""
+
+    build: Callable[[], keras.Model]
+    variable_map: dict[str, str]
+    n_variables: int
+    default_out: Path
+    #: Keras layers whose TF1 conv2d kernel [7, C, 1, F] becomes a Conv1D kernel [7, C, F].
+    conv1d_prefix: str | None = None
+
+
+MODELS = {
+    "MSD_musicnn": ModelSpec(musicnn.build_msd_musicnn, MUSICNN_VARIABLE_MAP, 64,
+                             musicnn.DEFAULT_WEIGHTS_PATH, conv1d_prefix="midend_"),
+    "MSD_vgg": ModelSpec(musicnn_vgg.build_msd_vgg, VGG_VARIABLE_MAP, 36, musicnn_vgg.DEFAULT_WEIGHTS_PATH),
+}
+
 # Order of each Keras layer's weights, as TF1 variable names.
 CONV_DENSE_VARS = ("kernel", "bias")
 BN_VARS = ("gamma", "beta", "moving_mean", "moving_variance")
@@ -86,14 +123,14 @@ OPTIMIZER_SUFFIXES = ("/Adam", "/Adam_1")
 OPTIMIZER_VARS = ("beta1_power", "beta2_power")
 
 
-def find_checkpoint_prefix(path: Path) -> str:
+def find_checkpoint_prefix(path: Path, model_name: str = "MSD_musicnn") -> str:
     """Return the checkpoint prefix accepted by NewCheckpointReader."""
-    for candidate in (path / "MSD_musicnn", path):
+    for candidate in (path / model_name, path):
         if (candidate / ".index").is_file():
             # The checkpoint files are literally named ".index" / ".data-...",
             # i.e. the prefix is the directory itself followed by a slash.
             return str(candidate) + "/"
-    raise FileNotFoundError(f"no MSD_musicnn checkpoint (.index file) found in {path} or {path / 'MSD_musicnn'}")
+    raise FileNotFoundError(f"no {model_name} checkpoint (.index file) found in {path} or {path / model_name}")
 
 
 def read_model_variables(prefix: str) -> dict[str, np.ndarray]:
@@ -107,15 +144,15 @@ def read_model_variables(prefix: str) -> dict[str, np.ndarray]:
     return model_vars
 
 
-def convert(prefix: str, out_file: Path) -> None:
+def convert(prefix: str, out_file: Path, spec: ModelSpec = MODELS["MSD_musicnn"]) -> None:
     ckpt = read_model_variables(prefix)
     n_params = sum(v.size for v in ckpt.values())
     print(f"checkpoint {prefix}: {len(ckpt)} model variables, {n_params:,} parameters")
 
-    model = build_msd_musicnn()
+    model = spec.build()
     used: set[str] = set()
     assigned_layers: set[str] = set()
-    for scope, layer_name in VARIABLE_MAP.items():
+    for scope, layer_name in spec.variable_map.items():
         layer = model.get_layer(layer_name)
         var_names = BN_VARS if isinstance(layer, keras.layers.BatchNormalization) else CONV_DENSE_VARS
         current = layer.get_weights()
@@ -127,8 +164,9 @@ def convert(prefix: str, out_file: Path) -> None:
                 raise KeyError(f"checkpoint lacks {full} (for Keras layer {layer_name})")
             value = ckpt[full].astype(np.float32)
             if value.shape != cur.shape:
-                # Only legitimate reshape: mid-end conv2d [7, C, 1, F] -> Conv1D [7, C, F]
-                if not (layer_name.startswith("midend_") and value.ndim == 4 and value.shape[2] == 1):
+                # Only legitimate reshape: musicnn's mid-end conv2d [7, C, 1, F] -> Conv1D [7, C, F]
+                if not (spec.conv1d_prefix and layer_name.startswith(spec.conv1d_prefix)
+                        and value.ndim == 4 and value.shape[2] == 1):
                     raise ValueError(f"{full} {value.shape} does not fit {layer_name} {cur.shape}")
                 value = value.reshape(cur.shape)
                 assert value.shape == cur.shape, (full, value.shape, cur.shape)
@@ -146,7 +184,7 @@ def convert(prefix: str, out_file: Path) -> None:
     unassigned = [l.name for l in model.layers if l.weights and l.name not in assigned_layers]
     if unassigned:
         raise ValueError(f"Keras layers without converted weights: {unassigned}")
-    assert len(used) == len(ckpt) == 64, len(used)
+    assert len(used) == len(ckpt) == spec.n_variables, len(used)
     assert model.count_params() == n_params, (model.count_params(), n_params)
 
     out_file.parent.mkdir(parents=True, exist_ok=True)
@@ -157,15 +195,19 @@ def convert(prefix: str, out_file: Path) -> None:
 
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--model", choices=sorted(MODELS), default="MSD_musicnn",
+                        help="which checkpoint to convert (default: MSD_musicnn)")
     parser.add_argument("musicnn_dir", type=Path,
-                        help="unpacked musicnn package directory (contains MSD_musicnn/)")
+                        help="unpacked musicnn package directory (contains MSD_musicnn/ and MSD_vgg/)")
     parser.add_argument("out_file", type=Path, nargs="?",
-                        default=REPO_ROOT / "genre_model" / "pretrained" / "msd_musicnn.weights.h5",
-                        help="output Keras weights file (must end in .weights.h5)")
+                        help="output Keras weights file (must end in .weights.h5; "
+                             "default: the shipped file in genre_model/pretrained/)")
     args = parser.parse_args(argv)
-    if not str(args.out_file).endswith(".weights.h5"):
+    spec = MODELS[args.model]
+    out_file = args.out_file or spec.default_out
+    if not str(out_file).endswith(".weights.h5"):
         parser.error("out_file must end in .weights.h5 (Keras 3 requirement)")
-    convert(find_checkpoint_prefix(args.musicnn_dir), args.out_file)
+    convert(find_checkpoint_prefix(args.musicnn_dir, args.model), out_file, spec)
 
 
 if __name__ == "__main__":

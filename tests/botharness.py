@@ -21,6 +21,8 @@ from genre_model.config import DEFAULT_MODEL_DIR
 ADMIN_ID = 111111111111111111
 USER_ID = 222222222222222222
 OTHER_ID = 333333333333333333
+#: Every command the bot registers (slash commands and the message command).
+COMMANDS = ("genre", "genre-forget", "genre-stats", "retrain", "Classify genre")
 
 
 def make_settings(tmp: Path, server: FakeDiscordServer, **overrides) -> Settings:
@@ -53,7 +55,9 @@ class Running:
 
 @contextlib.asynccontextmanager
 async def running_bot(server: FakeDiscordServer, settings: Settings) -> AsyncIterator[Running]:
-    """Start GenreBot, wait for READY and command sync, and close it afterwards."""
+    """Start GenreBot, wait for READY and command sync, and close it afterwards.
+
+    Afterwards (when the test passed) nothing the bot sent may have been refused by Discord's rules."""
     saved = discord.http.Route.BASE, discord.gateway.DiscordWebSocket.DEFAULT_GATEWAY
     point_discord_at(settings.api_base, settings.gateway_url)
     storage = await open_storage(settings)
@@ -68,8 +72,10 @@ async def running_bot(server: FakeDiscordServer, settings: Settings) -> AsyncIte
             task.result()
             raise AssertionError("bot.start() returned before READY")
         ready.result()
-        await server.wait_commands(["genre", "retrain", "genre-stats", "genre-forget"], timeout=20)
+        scope = settings.guild_ids[0] if settings.guild_ids else None
+        await server.wait_commands(list(COMMANDS), guild_id=scope, timeout=20)
         yield Running(bot, server, task)
+        assert not server.rejected_requests, f"Discord would refuse: {[(r, r.error) for r in server.rejected_requests]}"
     finally:
         if not bot.is_closed():
             await bot.close()

@@ -7,14 +7,18 @@ and checks what reached the "channel" and what landed in SQLite.
 from __future__ import annotations
 
 import asyncio
+import collections
+import os
+import signal
 import sqlite3
 
 import numpy as np
 import pytest
-from botharness import ADMIN_ID, OTHER_ID, USER_ID, make_settings, running_bot
+from botharness import ADMIN_ID, COMMANDS, OTHER_ID, USER_ID, make_settings, running_bot
 from conftest import encode, synth_music
 
 from bot import replies
+from genre_model.config import GENRES, display_name
 
 pytestmark = pytest.mark.slow
 
@@ -38,20 +42,47 @@ async def ask_genre(server, data: bytes, filename="song.mp3", content_type="audi
     return handle, message
 
 
+def assert_public(server, handle, message):
+    """The whole channel sees the reply, and it is the interaction's response (no stray thinking message)."""
+    assert server.visible_to_channel(message), message
+    assert int(message["id"]) == handle.original_message_id
+
+
+def assert_private(server, handle, message):
+    """Only the member who used the command sees ``message``; the channel never saw its text, and
+    nothing of this interaction (such as a "thinking..." message) is left in the channel."""
+    assert server.visible_to(message, handle.user_id), message
+    assert not server.visible_to_channel(message), f"shown to the whole channel: {message['content']!r}"
+    assert not server.visible_to(message, OTHER_ID if handle.user_id != OTHER_ID else USER_ID)
+    assert not server.ever_shown_to_channel(lambda m: (m["content"], m["embeds"]) == (message["content"], message["embeds"]))
+    left = [m for m in server.channel_view(int(message["channel_id"]))
+            if (m.get("interaction_metadata") or {}).get("id") == str(handle.id)]
+    assert not left, f"left in the channel: {left}"
+
+
 async def test_genre_replies_with_embed_image_and_reactions(server, tmp_path):
     settings = make_settings(tmp_path, server)
     async with running_bot(server, settings) as run:
         handle, message = await ask_genre(server, song_bytes(tmp_path))
         assert handle.callback["type"] == 5  # deferred at once
+        assert_public(server, handle, message)
         embed = message["embeds"][0]
-        assert "%" in embed["title"]
+        (genre, top_k), = db_rows(settings, "SELECT genre, top_k FROM predictions")
+        # labels stay labels in the data; people read display names ("Hip-hop")
+        assert genre in GENRES and embed["title"].startswith(f"{display_name(genre)} \N{EM DASH} ")
+        assert f"is **{display_name(genre)}**." in embed["description"]
         top = embed["fields"][0]["value"].splitlines()
         assert len(top) == 3 and all("%" in line for line in top)
+        assert top[0].endswith(f"  {display_name(genre)}")
         assert embed["image"]["url"] == f"attachment://{replies.IMAGE_NAME}"
         assert embed["footer"]["text"] == f"model {run.bot.pool.model_version}"
-        upload = [f for r in server.requests_matching("POST", r"^/webhooks/") for f in r.files]
+        upload = [f for r in server.requests_matching("PATCH", r"^/webhooks/.*/messages/@original$") for f in r.files]
         assert upload and upload[0].filename == replies.IMAGE_NAME and upload[0].data[:8] == b"\x89PNG\r\n\x1a\n"
-        assert message["components"], "the correction menu is attached"
+        menu = message["components"][0]["components"][0]
+        assert menu["custom_id"] == "genrebot:correct"
+        assert [o["value"] for o in menu["options"]] == list(GENRES), "the menu's values stay labels"
+        assert [o["label"] for o in menu["options"]] == [display_name(g) for g in GENRES]
+        assert "Hip-hop" in [o["label"] for o in menu["options"]]
         message_id = int(message["id"])
         await server.wait_for(lambda: len(server.bot_reactions_on(message_id)) == 2, timeout=10)
         assert set(server.bot_reactions_on(message_id)) == {replies.RIGHT, replies.WRONG}
@@ -60,33 +91,69 @@ async def test_genre_replies_with_embed_image_and_reactions(server, tmp_path):
         windows = np.load(settings.data_dir / rows[0][3])["windows"]
         assert windows.ndim == 4 and windows.shape[0] >= 2
         assert not list(settings.data_dir.rglob("*.mp3")), "raw audio is not stored by default"
-        assert "test-token-do-not-log" not in str(server.requests_matching("POST", r"^/webhooks/")[0].json)
+        assert "test-token-do-not-log" not in str(server.requests_matching("PATCH", r"^/webhooks/")[0].json)
 
 
-async def test_bad_files_get_friendly_replies_and_bot_keeps_serving(server, tmp_path):
+async def test_bad_files_get_friendly_private_replies_and_bot_keeps_serving(server, tmp_path):
+    """Every failure, before the public "thinking..." defer or after it, reaches the requester alone."""
     settings = make_settings(tmp_path, server, max_attachment_bytes=200_000)
     async with running_bot(server, settings):
-        _, msg = await ask_genre(server, b"this is not audio at all\n" * 40, "notes.mp3")
+        # after the defer: a text file named .mp3 (found out only once downloaded and decoded)
+        handle, msg = await ask_genre(server, b"this is not audio at all\n" * 40, "notes.mp3")
         assert "not audio I can read" in msg["content"] and "Traceback" not in msg["content"]
+        assert handle.callback["type"] == 5 and "@original" in handle.deleted
+        assert_private(server, handle, msg)
 
         big = server.add_attachment("huge.wav", b"\0" * 10, "audio/wav", size=300_000)
         handle = await server.send_slash_command("genre", {"file": big})
         refused = await handle.wait_message(lambda m: m.get("content"), timeout=10)
         assert "limit" in refused["content"]
         assert not server.requests_matching("GET", r"/attachments/.*huge\.wav"), "refused before download"
+        assert handle.callback["type"] == 4, "refused at once, without a defer"
+        assert_private(server, handle, refused)
 
         short = encode(synth_music(0.5, SR), tmp_path / "short.wav", SR, "wav").read_bytes()
-        _, msg = await ask_genre(server, short, "short.wav", "audio/wav")
+        handle, msg = await ask_genre(server, short, "short.wav", "audio/wav")
         assert "0.5 s" in msg["content"] and "3 s" in msg["content"]
+        assert_private(server, handle, msg)
 
-        _, msg = await ask_genre(server, song_bytes(tmp_path, 4), "gone.mp3", status=404)
+        # after the defer: a failed download
+        handle, msg = await ask_genre(server, song_bytes(tmp_path, 4), "gone.mp3", status=404)
         assert "couldn't download" in msg["content"]
+        assert_private(server, handle, msg)
 
-        _, msg = await ask_genre(server, b"GIF89a....", "cat.gif", "image/gif")
+        handle, msg = await ask_genre(server, b"GIF89a....", "cat.gif", "image/gif")
         assert "doesn't look like an audio file" in msg["content"]
+        assert_private(server, handle, msg)
 
-        _, ok = await ask_genre(server, song_bytes(tmp_path, 5, seed=3))
+        handle, ok = await ask_genre(server, song_bytes(tmp_path, 5, seed=3))
         assert ok["embeds"], "still serving after the bad inputs"
+        assert_public(server, handle, ok)
+
+
+async def test_queue_filling_during_download_is_told_privately(server, tmp_path):
+    """A request passes the "busy?" check, defers, and while its file downloads the queue fills up."""
+    settings = make_settings(tmp_path, server, workers=1, queue_limit=1)
+    async with running_bot(server, settings) as run:
+        (worker,) = await run.bot.pool.worker_pids()
+        gate = asyncio.Event()
+        slow = server.add_attachment("slow.mp3", song_bytes(tmp_path, 5, seed=5), "audio/mpeg", gate=gate)
+        late = await server.send_slash_command("genre", {"file": slow}, user_id=USER_ID)
+        await late.wait_callback(timeout=10)  # deferred; its download is held at the gate
+        os.kill(worker, signal.SIGSTOP)  # the next request stays in the pool (queued or running) ...
+        try:
+            first = server.add_attachment("first.mp3", song_bytes(tmp_path, 5, seed=6), "audio/mpeg")
+            early = await server.send_slash_command("genre", {"file": first}, user_id=OTHER_ID)
+            await server.wait_for(lambda: run.bot.pool.full, timeout=20)
+            gate.set()  # ... while the held download finishes and finds the queue full
+            busy = await late.wait_message(lambda m: m.get("content") or m.get("embeds"), timeout=20)
+        finally:
+            os.kill(worker, signal.SIGCONT)
+        assert "busy" in busy["content"]
+        assert_private(server, late, busy)
+        result = await early.wait_message(lambda m: m.get("embeds") or m.get("content"), timeout=60)
+        assert result.get("embeds"), result
+        assert_public(server, early, result)
 
 
 async def test_feedback_votes_and_correction_land_in_sqlite(server, tmp_path):
@@ -106,7 +173,8 @@ async def test_feedback_votes_and_correction_land_in_sqlite(server, tmp_path):
         right = "jazz" if predicted != "jazz" else "rock"
         comp = await server.send_component_interaction(mid, "genrebot:correct", [right], user_id=OTHER_ID)
         ack = await comp.wait_message(timeout=10)
-        assert right in ack["content"]
+        assert f"this is **{display_name(right)}**, not {display_name(predicted)}" in ack["content"]
+        assert_private(server, comp, ack)
         assert db_rows(settings, "SELECT vote, corrected_genre FROM feedback WHERE user_id=?", OTHER_ID) == [
             ("wrong", right)]
 
@@ -142,9 +210,25 @@ async def test_admin_commands_refuse_non_admins(server, tmp_path):
         synced = {c["name"]: c for c in server.commands[None]}
         assert str(synced["retrain"]["default_member_permissions"]) == "32"  # manage_guild
 
+
+async def test_genre_stats_shows_the_figures_to_the_admin_only(server, tmp_path):
+    settings = make_settings(tmp_path, server)
+    async with running_bot(server, settings) as run:
+        _, first = await ask_genre(server, song_bytes(tmp_path, seed=1))
+        await ask_genre(server, song_bytes(tmp_path, seed=2), user_id=OTHER_ID)
+        await server.add_reaction(int(first["id"]), replies.RIGHT, user_id=OTHER_ID)
+        await server.wait_for(lambda: db_rows(settings, "SELECT count(*) FROM feedback") == [(1,)])
         handle = await server.send_slash_command("genre-stats", {}, user_id=ADMIN_ID)
         msg = await handle.wait_message(timeout=10)
-        assert msg["embeds"][0]["title"] == "genrebot statistics"
+        assert_private(server, handle, msg)
+        embed = msg["embeds"][0]
+        fields = {f["name"]: f["value"] for f in embed["fields"]}
+        assert embed["title"] == "genrebot statistics"
+        assert fields["Predictions"] == "2"
+        assert fields["Votes"].startswith(f"{replies.RIGHT} 1 ")
+        assert fields["Accuracy by feedback"] == "100% of 1 rated"
+        assert fields["Live model"] == run.bot.pool.model_version
+        assert fields["Queue"] == "0 running or waiting"
 
 
 async def test_forget_deletes_users_data(server, tmp_path):
@@ -155,14 +239,35 @@ async def test_forget_deletes_users_data(server, tmp_path):
         handle = await server.send_slash_command("genre-forget", {}, user_id=USER_ID)
         msg = await handle.wait_message(timeout=10)
         assert "deleted 1 of your predictions" in msg["content"]
+        assert_private(server, handle, msg)
         assert db_rows(settings, "SELECT count(*) FROM predictions") == [(0,)]
         assert not list((settings.data_dir / "windows").glob("*.npz"))
 
 
-async def test_worker_killed_mid_request_gets_error_then_recovers(server, tmp_path):
-    import os
-    import signal
+async def test_classify_genre_message_command(server, tmp_path):
+    """Apps > Classify genre on someone's message: the first audio attachment is classified."""
+    settings = make_settings(tmp_path, server)
+    async with running_bot(server, settings):
+        photo = server.add_attachment("cover.png", b"\x89PNG....", "image/png")
+        song = server.add_attachment("track.ogg", song_bytes(tmp_path, 6, fmt="ogg", seed=8), "audio/ogg")
+        post = await server.send_user_message("new track!", user_id=USER_ID, attachments=[photo, song])
+        handle = await server.send_message_command("Classify genre", post, user_id=OTHER_ID)
+        assert handle.payload["data"]["type"] == 3 and handle.payload["data"]["target_id"] == post["id"]
+        reply = await handle.wait_message(lambda m: m.get("embeds") or m.get("content"), timeout=60)
+        assert reply.get("embeds"), reply
+        assert_public(server, handle, reply)
+        assert "**track.ogg**" in reply["embeds"][0]["description"]
+        assert reply["interaction_metadata"]["name"] == "Classify genre"
+        assert db_rows(settings, "SELECT user_id, file_name FROM predictions") == [(OTHER_ID, "track.ogg")]
 
+        words = await server.send_user_message("no audio here", user_id=USER_ID, attachments=[photo])
+        handle = await server.send_message_command("Classify genre", words, user_id=OTHER_ID)
+        msg = await handle.wait_message(timeout=10)
+        assert "no audio attachment" in msg["content"]
+        assert_private(server, handle, msg)
+
+
+async def test_worker_killed_mid_request_gets_error_then_recovers(server, tmp_path):
     settings = make_settings(tmp_path, server)
     async with running_bot(server, settings) as run:
         pids = await run.bot.pool.worker_pids()
@@ -172,6 +277,7 @@ async def test_worker_killed_mid_request_gets_error_then_recovers(server, tmp_pa
         os.kill(pids[0], signal.SIGKILL)
         msg = await handle.wait_message(lambda m: m.get("content") or m.get("embeds"), timeout=60)
         assert "crashed" in msg.get("content", "")
+        assert_private(server, handle, msg)
         _, ok = await ask_genre(server, song_bytes(tmp_path, 5, seed=2))
         assert ok["embeds"] and run.bot.pool.restarts == 1
 
@@ -181,10 +287,11 @@ async def test_cooldown_limits_one_user(server, tmp_path):
     async with running_bot(server, settings):
         data = song_bytes(tmp_path)
         _, first = await ask_genre(server, data)
-        _, second = await ask_genre(server, data)
+        handle, second = await ask_genre(server, data)
         _, other = await ask_genre(server, data, user_id=OTHER_ID)
         assert first["embeds"] and other["embeds"]
         assert "try again in" in second["content"]
+        assert_private(server, handle, second)
 
 
 def genre_folders(root, per_genre: int, seconds: float, seed0: int):
@@ -209,7 +316,13 @@ async def test_admin_retrain_promotes_or_refuses_and_pool_follows(server, tmp_pa
                                           "\N{NO ENTRY}", "\N{CROSS MARK}")), timeout=400)
         text = final["content"]
         print("\n/retrain said:", text)
-        assert any("Retraining" in (e["message"].get("content") or "") for e in handle.edits), "progress was shown"
+        # one public reply (deliberately: the channel sees the model change), edited as the work goes on
+        assert handle.callback["type"] == 5 and {e["target"] for e in handle.edits} == {"@original"}
+        progress = [e["message"]["content"] for e in handle.edits[:-1]]
+        assert progress and all(p.startswith("\N{GEAR} Retraining: ") for p in progress), progress
+        assert progress[0] == "\N{GEAR} Retraining: Retraining with 0 corrections\N{HORIZONTAL ELLIPSIS}"
+        assert handle.edits[-1]["message"]["content"] == text
+        assert server.visible_to_channel(final) and server.messages[int(final["id"])]["content"] == text
         models = db_rows(settings, "SELECT version, is_live, metrics FROM models")
         assert len(models) == 1, text
         version, is_live, _ = models[0]
@@ -223,6 +336,8 @@ async def test_admin_retrain_promotes_or_refuses_and_pool_follows(server, tmp_pa
 
 
 async def test_failed_retrain_leaves_live_model_serving(server, tmp_path):
+    """Also: a retrain that outlives its interaction token (15 minutes) still reports its outcome,
+    in the channel, since its reply can no longer be edited."""
     broken = tmp_path / "broken"
     (broken / "rock").mkdir(parents=True)
     (broken / "rock" / "rock.00000.wav").write_bytes(b"RIFF....not really")
@@ -230,7 +345,13 @@ async def test_failed_retrain_leaves_live_model_serving(server, tmp_path):
     async with running_bot(server, settings) as run:
         live_before = run.bot.pool.model_version
         handle = await server.send_slash_command("retrain", {}, user_id=ADMIN_ID)
-        final = await handle.wait_message(lambda m: (m.get("content") or "").startswith("\N{CROSS MARK}"), timeout=300)
+        first = await handle.wait_edit(1, timeout=60)
+        assert first["content"].startswith("\N{GEAR} Retraining: ")
+        handle.age(15 * 60 + 1)  # the token expires while the training runs
+        final = await server.wait_for(lambda: next(
+            (m for m in server.channel_view() if (m["content"] or "").startswith("\N{CROSS MARK}")), None), timeout=300)
+        assert "interaction_metadata" not in final, "a plain channel message, not an edit of the expired reply"
+        assert server.requests_matching("PATCH", rf"/webhooks/\d+/{handle.token}/messages/@original")[-1].status == 401
         assert "Retrain failed" in final["content"] and live_before in final["content"]
         assert run.bot.pool.model_version == live_before
         assert db_rows(settings, "SELECT count(*) FROM models") == [(0,)]
@@ -245,8 +366,53 @@ async def test_unexpected_failure_still_gets_a_reply(server, tmp_path):
             raise OSError(28, "No space left on device")
 
         run.bot.storage.record_prediction = disk_full  # inject a fault below the command
-        _, msg = await ask_genre(server, song_bytes(tmp_path))
+        handle, msg = await ask_genre(server, song_bytes(tmp_path))
         assert msg["content"] == replies.SORRY
+        assert_private(server, handle, msg)  # on_app_command_error, after the public defer
         del run.bot.storage.record_prediction
         _, ok = await ask_genre(server, song_bytes(tmp_path, seed=4))
         assert ok["embeds"], "still serving"
+
+
+# ---------------------------------------------------------------------------------------- command registration
+
+
+def listed_twice(server):
+    counts = collections.Counter((c["name"], c.get("type", 1)) for c in server.commands_listed_to_member())
+    return [key for key, n in counts.items() if n > 1]
+
+
+async def test_guild_ids_register_commands_once_in_those_guilds(server, tmp_path):
+    """With GENREBOT_GUILD_IDS: registered in the guild only; an earlier global registration is emptied,
+    so members see each command once; a configured guild the bot is not in is skipped with an error."""
+    server.register_commands([{"name": "genre", "type": 1, "description": "from an earlier, global deployment"}])
+    assert listed_twice(server) == []
+    settings = make_settings(tmp_path, server, guild_ids=(server.guild_id, 424242424242424242))
+    async with running_bot(server, settings):
+        assert server.commands[None] == []
+        listed = server.commands_listed_to_member()
+        assert sorted(c["name"] for c in listed) == sorted(COMMANDS) and not listed_twice(server)
+        assert all(c["guild_id"] == str(server.guild_id) for c in listed)
+        refused = server.requests_matching("PUT", r"/guilds/424242424242424242/commands$")
+        assert [r.status for r in refused] == [403]
+        # the guild's commands work
+        handle = await server.send_slash_command("genre-forget", {}, user_id=USER_ID)
+        assert handle.payload["data"]["guild_id"] == str(server.guild_id)
+        msg = await handle.wait_message(timeout=10)
+        assert "deleted 0 of your predictions" in msg["content"]
+
+
+async def test_without_guild_ids_commands_are_global_and_leftover_guild_ones_removed(server, tmp_path):
+    server.register_commands([{"name": "genre", "type": 1, "description": "from an earlier, guild deployment"},
+                              {"name": "Classify genre", "type": 3}], guild_id=server.guild_id)
+    assert listed_twice(server) == []  # nothing global yet
+    settings = make_settings(tmp_path, server)
+    async with running_bot(server, settings):
+        assert server.commands[server.guild_id] == []
+        assert sorted(c["name"] for c in server.commands[None]) == sorted(COMMANDS)
+        assert not listed_twice(server)
+        before = len(server.requests_matching("PUT", rf"/guilds/{server.guild_id}/commands$"))
+    # a second start finds nothing left over: it only looks (GET), it writes nothing to the guild
+    async with running_bot(server, settings):
+        assert len(server.requests_matching("PUT", rf"/guilds/{server.guild_id}/commands$")) == before
+        assert not listed_twice(server)

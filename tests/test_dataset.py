@@ -159,11 +159,15 @@ def test_merge_near_duplicates_across_sources(tmp_path: Path) -> None:
     assert merged["x.wav"] == merged["x-copy.wav"] != merged["y.wav"]
 
 
-def test_same_recording_with_two_genres_is_refused(tmp_path: Path) -> None:
+def test_same_recording_with_two_genres_stays_one_group_that_folds_accept(tmp_path: Path) -> None:
+    """Two members may correct two uploads of one song differently: one group, never split, no error."""
     a = _write(tmp_path / "a.wav", synth_music(1.0, SR, seed=1))
     shutil.copyfile(a, tmp_path / "b.wav")
-    with pytest.raises(DatasetError, match="same recording has different genres"):
-        merge_near_duplicates([Track(a, "rock", "ga"), Track(tmp_path / "b.wav", "jazz", "gb")])
+    c = _write(tmp_path / "c.wav", synth_music(1.0, SR, seed=2))
+    tracks = merge_near_duplicates([Track(a, "rock", "ga"), Track(tmp_path / "b.wav", "jazz", "gb"), Track(c, "jazz", "gc")])
+    assert tracks[0].group == tracks[1].group != tracks[2].group
+    folds = group_folds(tracks, 2, seed=0)
+    assert sorted(len(f) for f in folds) == [1, 1]
 
 
 def _artist_manifest(root: Path) -> Path:

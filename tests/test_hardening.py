@@ -150,11 +150,15 @@ async def test_bad_input_gets_a_clear_reply_and_bot_keeps_serving(corpus_bot: Co
         assert "/" not in shown and "\\" not in shown and "\n" not in shown and len(shown) <= 80
         if case.shown_name:
             assert shown == case.shown_name
+        assert bot.server.visible_to_channel(msg)
     else:
         assert not msg.get("embeds")
         for words in case.expect:
             assert any(w in text for w in words.split("|")), f"{case.id}: {words!r} not in {text!r}"
         assert text.startswith(("\N{WARNING SIGN}", "\N{HOURGLASS}"))
+        # before or after the public "thinking..." defer, the problem is told to the requester alone
+        assert not bot.server.visible_to_channel(msg), f"{case.id}: shown to the whole channel"
+        assert not bot.server.ever_shown_to_channel(lambda m: m["content"] == msg["content"])
     if case.id == "over-limit":
         assert int(att["id"]) not in bot.server.downloads, "refused before download"
     await bot.ask_good()  # still serving
@@ -317,7 +321,8 @@ async def test_replies_never_ping_anyone(corpus_bot: CorpusBot):
 
 
 async def test_token_never_logged_nor_sent(corpus_bot: CorpusBot):
-    """Runs last on the shared bot: stops it and scans everything it sent and logged."""
+    """Runs last on the shared bot: stops it and scans everything it sent and logged (no token
+    anywhere, and nothing that Discord's rules would have refused)."""
     bot, server = corpus_bot, corpus_bot.server
     assert await bot.proc.stop(signal.SIGTERM) == 0
     log = bot.proc.log()
@@ -330,6 +335,7 @@ async def test_token_never_logged_nor_sent(corpus_bot: CorpusBot):
         assert r.headers.get("Authorization") == f"Bot {TOKEN}" or "Authorization" not in r.headers
     carrying = [p.get("op") for p in server.gateway_received if TOKEN in json.dumps(p)]
     assert carrying and set(carrying) <= {2, 6}, "only IDENTIFY and RESUME carry the token"
+    assert not server.rejected_requests, [(r, r.error) for r in server.rejected_requests]
     print(f"\ncorpus bot: worst event-loop stall {worst_stall_ms(log)} ms")
 
 

@@ -13,9 +13,9 @@ from typing import TYPE_CHECKING
 import discord
 from discord.ext import commands
 
-from bot import replies
+from bot import replies, respond
 from genrebot.storage import StorageError
-from genre_model.config import GENRES
+from genre_model.config import GENRES, display_name
 
 if TYPE_CHECKING:
     from bot.client import GenreBot
@@ -26,11 +26,12 @@ CORRECTION_ID = "genrebot:correct"
 
 
 class CorrectionSelect(discord.ui.Select):
-    """Ten genres; choosing one marks the prediction wrong and names the right genre."""
+    """Ten genres, shown as people write them ("Hip-hop") with the labels ("hiphop") as values;
+    choosing one marks the prediction wrong and names the right genre."""
 
     def __init__(self) -> None:
         super().__init__(custom_id=CORRECTION_ID, placeholder="Wrong? Pick the right genre",
-                         options=[discord.SelectOption(label=g.title(), value=g) for g in GENRES])
+                         options=[discord.SelectOption(label=display_name(g), value=g) for g in GENRES])
 
     async def callback(self, interaction: discord.Interaction) -> None:
         bot: GenreBot = interaction.client  # type: ignore[assignment]
@@ -41,10 +42,10 @@ class CorrectionSelect(discord.ui.Select):
             return
         if genre == prediction.genre:
             await bot.storage.set_vote(prediction.id, interaction.user.id, "right")
-            text = f"Thanks! Counted as a {replies.RIGHT}: **{genre}** is what I said."
+            text = replies.vote_thanks(genre)
         else:
             await bot.storage.set_correction(prediction.id, interaction.user.id, genre)
-            text = f"Thanks! Noted: this is **{genre}**, not {prediction.genre}."
+            text = replies.correction_thanks(genre, prediction.genre)
         await interaction.response.send_message(text, ephemeral=True)
 
 
@@ -57,7 +58,7 @@ class CorrectionView(discord.ui.View):
 
     async def on_error(self, interaction: discord.Interaction, error: Exception, item: discord.ui.Item) -> None:
         log.error("correction menu failed", exc_info=error)
-        await replies.send_ephemeral(interaction, replies.SORRY)
+        await respond.privately(interaction, replies.SORRY)
 
 
 class FeedbackCog(commands.Cog):

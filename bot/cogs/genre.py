@@ -16,7 +16,7 @@ import discord
 from discord import app_commands
 from discord.ext import commands
 
-from bot import replies
+from bot import replies, respond
 from bot.cogs.feedback import CorrectionView
 from genrebot.errors import InferenceFailed, QueueFull
 from genre_model.config import AUDIO_EXTENSIONS
@@ -91,6 +91,9 @@ class GenreCog(commands.Cog):
             self.bot.inflight -= 1
 
     async def _classify(self, interaction: discord.Interaction, attachment: discord.Attachment) -> None:
+        """Refusals known before download are answered privately at once. Otherwise the bot defers
+        publicly ("thinking...", as the result will be public); the result then replaces the thinking
+        message, and a failure deletes it and goes to the requester alone (see :mod:`bot.respond`)."""
         settings = self.bot.settings
         if not self.bot.accepting:
             await interaction.response.send_message("I'm restarting; please try again in a minute.", ephemeral=True)
@@ -122,7 +125,7 @@ class GenreCog(commands.Cog):
             return
         except QueueFull:  # filled up while this file downloaded
             self._buckets.pop(interaction.user.id, None)
-            await self._send_followup(interaction, BUSY)
+            await respond.privately(interaction, BUSY)
             return
         except (AudioError, InferenceFailed) as exc:
             await self._fail(interaction, str(exc))
@@ -140,7 +143,9 @@ class GenreCog(commands.Cog):
                                          top_k=result.top_k, duration_s=result.duration_s,
                                          model_version=result.model_version)
         image = discord.File(io.BytesIO(result.image_png), filename=replies.IMAGE_NAME)
-        message = await interaction.followup.send(embed=embed, file=image, view=CorrectionView(), wait=True)
+        # Edit Original Interaction Response, the documented way to resolve a defer (a first follow-up
+        # does the same only for backwards compatibility, and is deprecated for it).
+        message = await interaction.edit_original_response(embed=embed, attachments=[image], view=CorrectionView())
         await self.bot.storage.attach_message(prediction_id, message.id)
         for emoji in (replies.RIGHT, replies.WRONG):
             try:
@@ -149,10 +154,7 @@ class GenreCog(commands.Cog):
                 log.info("could not add reaction: %s", exc)
 
     async def _fail(self, interaction: discord.Interaction, problem: str) -> None:
-        await self._send_followup(interaction, replies.error_text(problem))
-
-    async def _send_followup(self, interaction: discord.Interaction, text: str) -> None:
-        await replies.send_ephemeral(interaction, text)
+        await respond.privately(interaction, replies.error_text(problem))
 
     @app_commands.command(name="genre-forget", description="Delete everything this bot stored about you")
     async def forget(self, interaction: discord.Interaction) -> None:

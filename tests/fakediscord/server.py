@@ -22,12 +22,14 @@ Driver API (all ``async`` unless noted):
 * ``wait_commands(names, guild_id=None, timeout)`` - until those app commands
   were bulk-upserted (global if guild_id is None, else for that guild).
 * ``add_attachment(filename, data, content_type, *, status=200, hang=False,
-  delay=0.0, description=None)`` (sync) -> attachment dict served over HTTP.
+  delay=0.0, gate=None, description=None)`` (sync) -> attachment dict served over HTTP.
 * ``add_role(name, permissions="0", role_id=None)`` (sync) -> role dict.
 * ``add_channel(name, channel_id=None, type=0)`` (sync) -> channel dict.
 * ``send_slash_command(name, options=None, *, user_id=None, guild_id=None,
   channel_id=None, attachments=None, member_roles=None, permissions=None,
   locale="en-US")`` -> ``InteractionHandle``.
+* ``send_message_command(name, message, *, user_id=None, member_roles=None,
+  permissions=None)`` -> ``InteractionHandle`` (a message context-menu command).
 * ``send_component_interaction(message_id, custom_id, values=None, *,
   user_id=None, component_type=3, member_roles=None, permissions=None)``
   -> ``InteractionHandle``.
@@ -54,6 +56,31 @@ Driver API (all ``async`` unless noted):
 * Helpers (sync): ``bot_messages(channel_id=None)``, ``find_messages(pred)``,
   ``bot_reactions_on(message_id)``, ``requests_matching(method, path_regex)``,
   ``attachment_bytes(att_or_id)``, ``user(id)``, ``member(id, roles, permissions)``.
+
+What users see (Discord's rules, modelled so tests catch what the bot gets wrong):
+
+* Visibility: ``visible_to_channel(msg)``, ``visible_to(msg, user_id)``,
+  ``channel_view(channel_id=None, user_id=None)`` (current messages as a bystander
+  or as that member sees them), ``ever_shown_to_channel(pred)`` (every public state
+  any message ever had, ``shown_to_channel``). Ephemeral messages are seen only by
+  the member who used the interaction, are absent from channel routes (history,
+  GET, reactions: 404) and are never echoed over the gateway.
+* The first follow-up after a deferred response ("thinking...") does not create a
+  message: it edits the deferred one and keeps *its* visibility, ignoring the
+  follow-up's ephemeral flag (Create Followup Message). After the deferred message
+  is resolved (edited) or deleted, follow-ups are new messages honouring the flag.
+  ``InteractionHandle.followup_resolved_defer`` records that it happened.
+* Commands: ``commands`` holds each scope; ``commands_listed_to_member(guild_id)``
+  is what a member's picker lists there: global *and* guild commands, so one
+  registered in both scopes is listed twice. ``register_commands(cmds, guild_id)``
+  seeds a scope (e.g. left over from an earlier deployment). Registering in a guild
+  the bot is not in (``bot_guild_ids``) is refused (403, Missing Access).
+* Request bodies are checked against Discord's documented limits (``rules.py``:
+  content 2000, embed limits, action rows and selects, flags allowed per request,
+  empty messages, command names); a breach is answered 400 like Discord and kept in
+  ``rejected_requests``. Interaction tokens expire after ``interaction_token_ttl``
+  (15 min; ``handle.age(seconds)`` ages one): webhook calls then get 401 (50027).
+  ``interaction_ack_deadline`` (None; Discord's is 3 s) refuses late first callbacks.
 """
 
 from __future__ import annotations
@@ -70,6 +97,8 @@ from datetime import datetime, timezone
 from typing import Any, Callable, Dict, List, NamedTuple, Optional, Sequence, Union
 
 from aiohttp import WSMsgType, web
+
+from . import rules
 
 _log = logging.getLogger("fakediscord")
 
@@ -131,6 +160,7 @@ class RecordedRequest:
     raw_body: bytes = b""
     status: Optional[int] = None
     route: Optional[str] = None  # handler name, None for unknown routes
+    error: Any = None  # the error body when the server refused the request as Discord would (400/401/403)
     time: float = field(default_factory=time.monotonic)
 
     def __repr__(self) -> str:  # compact for assertion messages
@@ -160,6 +190,10 @@ class InteractionHandle:
         self.deleted: List[str] = []
         self.original: Optional[Dict[str, Any]] = None
         self.original_message_id: Optional[int] = None
+        #: monotonic time the interaction was created; its token expires ``server.interaction_token_ttl`` later
+        self.created_at = time.monotonic()
+        #: True when the first follow-up after a deferred response resolved ("edited") the thinking message
+        self.followup_resolved_defer = False
         # every message snapshot produced (callback message, followups, edits), in order
         self.messages: List[Dict[str, Any]] = []
 
@@ -171,6 +205,19 @@ class InteractionHandle:
     @property
     def deferred(self) -> bool:
         return any(c["type"] in (5, 6) for c in self.callbacks)
+
+    @property
+    def user_id(self) -> int:
+        """The member who used the command or component."""
+        return int(((self.payload.get("member") or {}).get("user") or self.payload.get("user"))["id"])
+
+    def age(self, seconds: float) -> None:
+        """Pretend the interaction was created ``seconds`` earlier (to reach token expiry)."""
+        self.created_at -= seconds
+
+    @property
+    def token_expired(self) -> bool:
+        return time.monotonic() - self.created_at > self.server.interaction_token_ttl
 
     async def wait_for(self, predicate: Callable[["InteractionHandle"], Any], timeout: float = 10.0) -> Any:
         return await self.server.wait_for(lambda: predicate(self), timeout=timeout)
@@ -213,12 +260,14 @@ class InteractionHandle:
 
 
 class _Attachment:
-    def __init__(self, data: Dict[str, Any], content: bytes, status: int = 200, hang: bool = False, delay: float = 0.0):
+    def __init__(self, data: Dict[str, Any], content: bytes, status: int = 200, hang: bool = False, delay: float = 0.0,
+                 gate: Optional[asyncio.Event] = None):
         self.data = data
         self.content = content
         self.status = status
         self.hang = hang
         self.delay = delay
+        self.gate = gate
 
 
 class FakeDiscordServer:
@@ -251,6 +300,12 @@ class FakeDiscordServer:
         self.echo_message_create = echo_message_create
         self.expected_token = token
         self.attachment_size_limit = attachment_size_limit
+        #: Interaction tokens (follow-ups, edits of @original) stop working this long after the interaction.
+        self.interaction_token_ttl = 15 * 60.0
+        #: Discord's 3 s limit for the first callback; None = not enforced (CI machines stall).
+        self.interaction_ack_deadline: Optional[float] = None
+        #: Guilds the bot is a member of (GET /users/@me/guilds; command registration needs membership).
+        self.bot_guild_ids = {self.guild_id}
 
         self.bot_user: Dict[str, Any] = self._user_obj(self.bot_user_id, bot_name, bot=True)
         self.users: Dict[int, Dict[str, Any]] = {
@@ -272,6 +327,11 @@ class FakeDiscordServer:
         self.gateway_received: List[Dict[str, Any]] = []
         self.gateway_sent: List[Dict[str, Any]] = []
         self.messages: Dict[int, Dict[str, Any]] = {}
+        self.deleted_messages: Dict[int, Dict[str, Any]] = {}
+        #: snapshot of every state of every message the whole channel could see (created or edited)
+        self.shown_to_channel: List[Dict[str, Any]] = []
+        #: requests refused because the body broke one of Discord's rules (see rules.py)
+        self.rejected_requests: List[RecordedRequest] = []
         self.commands: Dict[Optional[int], List[Dict[str, Any]]] = {}
         self._command_ids: Dict[tuple, int] = {}
         self.bot_reactions: List[Dict[str, Any]] = []
@@ -468,6 +528,7 @@ class FakeDiscordServer:
         p = self.API_PREFIX
         r = app.router
         r.add_get(f"{p}/users/@me", self._h_users_me)
+        r.add_get(f"{p}/users/@me/guilds", self._h_my_guilds)
         r.add_get(f"{p}/users/{{user_id:\\d+}}", self._h_get_user)
         r.add_get(f"{p}/oauth2/applications/@me", self._h_app_info)
         r.add_get(f"{p}/applications/@me", self._h_app_info)
@@ -630,6 +691,52 @@ class FakeDiscordServer:
                 current.remove(r["emoji"])
         return current
 
+    # ------------------------------------------------------------ what people see
+    def _message_state(self, message: Union[Dict[str, Any], int]) -> Optional[Dict[str, Any]]:
+        """The current state of a message (by dict or id), None once deleted."""
+        mid = int(message["id"]) if isinstance(message, dict) else int(message)
+        return self.messages.get(mid)
+
+    def visible_to(self, message: Union[Dict[str, Any], int], user_id: int) -> bool:
+        """Whether member ``user_id`` sees ``message`` now: it exists and is public or their own ephemeral."""
+        msg = self._message_state(message)
+        if msg is None:
+            return False
+        if not int(msg.get("flags", 0)) & rules.EPHEMERAL:
+            return True
+        owner = (msg.get("interaction_metadata") or {}).get("user") or {}
+        return str(owner.get("id")) == str(user_id)
+
+    def visible_to_channel(self, message: Union[Dict[str, Any], int]) -> bool:
+        """Whether everyone in the channel sees ``message`` now (it exists and is not ephemeral)."""
+        msg = self._message_state(message)
+        return msg is not None and not int(msg.get("flags", 0)) & rules.EPHEMERAL
+
+    def channel_view(self, channel_id: Optional[int] = None, user_id: Optional[int] = None) -> List[Dict[str, Any]]:
+        """The messages in a channel as a bystander (``user_id=None``) or that member sees them, oldest first."""
+        channel_id = int(channel_id or self.channel_id)
+        msgs = [m for m in self.messages.values() if int(m["channel_id"]) == channel_id]
+        seen = [m for m in msgs if (self.visible_to(m, user_id) if user_id is not None else self.visible_to_channel(m))]
+        return sorted(seen, key=lambda m: int(m["id"]))
+
+    def ever_shown_to_channel(self, predicate: Callable[[Dict[str, Any]], Any]) -> List[Dict[str, Any]]:
+        """Every public state (snapshot) of any message that matched ``predicate``, even if since edited or deleted."""
+        return [m for m in self.shown_to_channel if predicate(m)]
+
+    def _record_shown(self, msg: Dict[str, Any]) -> None:
+        if not int(msg.get("flags", 0)) & rules.EPHEMERAL:
+            self.shown_to_channel.append(json.loads(json.dumps(msg)))
+
+    def commands_listed_to_member(self, guild_id: Optional[int] = None) -> List[Dict[str, Any]]:
+        """What a member's command picker lists in a guild: the global commands *and* that guild's,
+        so a command registered in both scopes is listed twice (as in Discord)."""
+        gid = int(guild_id or self.guild_id)
+        return [dict(c) for c in self.commands.get(None, [])] + [dict(c) for c in self.commands.get(gid, [])]
+
+    def register_commands(self, commands: Sequence[Dict[str, Any]], guild_id: Optional[int] = None) -> List[Dict[str, Any]]:
+        """Store ``commands`` in a scope as a bulk overwrite would (e.g. left over from an earlier deployment)."""
+        return self._store_commands(int(guild_id) if guild_id is not None else None, commands)
+
     # ------------------------------------------------------------ attachments
     def add_attachment(
         self,
@@ -642,16 +749,18 @@ class FakeDiscordServer:
         delay: float = 0.0,
         description: Optional[str] = None,
         size: Optional[int] = None,
+        gate: Optional[asyncio.Event] = None,
     ) -> Dict[str, Any]:
         """Register a file served at ``{base_url}/attachments/{id}/{filename}`` and
         return a Discord attachment object for it. ``status`` != 200 makes the
         download fail with that status; ``hang=True`` never answers (until stop);
-        ``delay`` sleeps before answering; ``size`` overrides the advertised size."""
+        ``delay`` sleeps before answering; ``gate`` holds the answer until the test
+        sets that event; ``size`` overrides the advertised size."""
         att_id = snowflake()
         obj = self._attachment_obj(att_id, filename, data, content_type, description=description)
         if size is not None:
             obj["size"] = size
-        self._attachments[att_id] = _Attachment(obj, data, status=status, hang=hang, delay=delay)
+        self._attachments[att_id] = _Attachment(obj, data, status=status, hang=hang, delay=delay, gate=gate)
         return dict(obj)
 
     def _attachment_obj(
@@ -798,11 +907,40 @@ class FakeDiscordServer:
         g = request.match_info.get("guild_id")
         return int(g) if g is not None else None
 
+    def _refuse(self, request: web.Request, body: Dict[str, Any], status: int = 400) -> web.Response:
+        """Answer as Discord does when it refuses a request, and remember it."""
+        rec: RecordedRequest = request[_REC]
+        rec.error = body
+        if status == 400:
+            self.rejected_requests.append(rec)
+        _log.warning("fakediscord refused %s %s: %s", request.method, request.path, body)
+        return _json_response(body, status)
+
+    def _refuse_message(self, request: web.Request, body: Dict[str, Any], *, allowed_flags: int,
+                        new: bool = True) -> Optional[web.Response]:
+        """A 400 response when a message body breaks Discord's rules, else None."""
+        problems = rules.message_problems(body, allowed_flags=allowed_flags, files=len(request[_REC].files), new=new)
+        return self._refuse(request, rules.error_body(problems)) if problems else None
+
+    async def _h_my_guilds(self, request: web.Request) -> web.Response:
+        after = int(request.query.get("after", "0") or 0)
+        ids = sorted(g for g in self.bot_guild_ids if g > after)[: int(request.query.get("limit", "200"))]
+        return _json_response([{"id": str(g), "name": "Test Guild" if g == self.guild_id else f"guild-{g}",
+                                "icon": None, "owner": False, "permissions": "0", "features": []} for g in ids])
+
     async def _h_put_commands(self, request: web.Request) -> web.Response:
         rec: RecordedRequest = request[_REC]
         scope = self._command_scope(request)
+        if scope is not None and scope not in self.bot_guild_ids:
+            return self._refuse(request, {"message": "Missing Access", "code": 50001}, 403)
+        problems = rules.command_problems(rec.json or [])
+        if problems:
+            return self._refuse(request, rules.error_body(problems))
+        return _json_response(self._store_commands(scope, rec.json or []))
+
+    def _store_commands(self, scope: Optional[int], commands: Sequence[Dict[str, Any]]) -> List[Dict[str, Any]]:
         out = []
-        for cmd in rec.json or []:
+        for cmd in commands:
             ctype = cmd.get("type", 1)
             key = (scope, cmd["name"], ctype)
             if key not in self._command_ids:
@@ -825,10 +963,13 @@ class FakeDiscordServer:
                 full["guild_id"] = str(scope)
             out.append(full)
         self.commands[scope] = out
-        return _json_response(out)
+        return out
 
     async def _h_get_commands(self, request: web.Request) -> web.Response:
-        return _json_response(self.commands.get(self._command_scope(request), []))
+        scope = self._command_scope(request)
+        if scope is not None and scope not in self.bot_guild_ids:
+            return self._refuse(request, {"message": "Missing Access", "code": 50001}, 403)
+        return _json_response(self.commands.get(scope, []))
 
     # -- message building ---------------------------------------------------
     def _build_attachments(
@@ -919,6 +1060,7 @@ class FakeDiscordServer:
         self.messages[mid] = msg
         if ch is not None:
             ch["last_message_id"] = str(mid)
+        self._record_shown(msg)
         return msg
 
     def _edit_message(self, msg: Dict[str, Any], payload: Dict[str, Any], files: List[UploadedFile]) -> Dict[str, Any]:
@@ -928,13 +1070,15 @@ class FakeDiscordServer:
             msg["embeds"] = payload["embeds"] or []
         if "components" in payload:
             msg["components"] = payload["components"] or []
-        if "flags" in payload and payload["flags"] is not None:
-            msg["flags"] = (msg.get("flags", 0) & 64) | payload["flags"]
+        if "flags" in payload and payload["flags"] is not None:  # ephemeral is fixed when a message is created
+            fixed = rules.FLAGS_FIXED_AT_CREATION
+            msg["flags"] = (msg.get("flags", 0) & fixed) | (int(payload["flags"]) & ~fixed)
         atts = self._build_attachments(payload, files, msg.get("attachments"))
         if atts is not None:
             msg["attachments"] = atts
-        msg["flags"] = msg.get("flags", 0) & ~128  # no longer "thinking"
+        msg["flags"] = msg.get("flags", 0) & ~rules.LOADING  # no longer "thinking"
         msg["edited_timestamp"] = _now_iso()
+        self._record_shown(msg)
         return msg
 
     def _echo(self, event: str, msg: Dict[str, Any]) -> None:
@@ -951,11 +1095,18 @@ class FakeDiscordServer:
         handle = self.interactions.get(int(request.match_info["interaction_id"]))
         if handle is None or handle.token != request.match_info["token"]:
             return _json_response({"message": "Unknown interaction", "code": 10062}, 404)
+        waited = time.monotonic() - handle.created_at
+        deadline = self.interaction_ack_deadline
+        if waited > self.interaction_token_ttl or (deadline is not None and not handle.callbacks and waited > deadline):
+            return self._refuse(request, {"message": "Unknown interaction", "code": 10062}, 404)
         if handle.callbacks:
             return _json_response({"message": "Interaction has already been acknowledged.", "code": 40060}, 400)
         body = rec.json or {}
         ctype = body.get("type")
         data = body.get("data") or {}
+        refused = self._refuse_callback(request, handle, ctype, data)
+        if refused is not None:
+            return refused
         handle.callbacks.append({"type": ctype, "data": data, "files": list(rec.files), "multipart": rec.multipart})
         channel_id = int(handle.payload.get("channel_id") or self.channel_id)
         resp_msg = None
@@ -966,7 +1117,7 @@ class FakeDiscordServer:
             handle.messages.append(json.loads(json.dumps(resp_msg)))
             self._echo("MESSAGE_CREATE", resp_msg)
         elif ctype == 5:  # DEFERRED_CHANNEL_MESSAGE_WITH_SOURCE ("thinking")
-            flags = 128 | (int(data.get("flags", 0)) & 64)
+            flags = rules.LOADING | (int(data.get("flags", 0)) & rules.EPHEMERAL)
             resp_msg = self._new_message(channel_id, {}, [], interaction=handle, msg_type=20 if handle.payload["type"] == 2 else 19, flags=flags)
             handle.original = resp_msg
             handle.original_message_id = int(resp_msg["id"])
@@ -1000,15 +1151,55 @@ class FakeDiscordServer:
             return _json_response(result)
         return _empty_response(204)
 
+    def _refuse_callback(self, request: web.Request, handle: InteractionHandle, ctype: Any,
+                         data: Dict[str, Any]) -> Optional[web.Response]:
+        """Discord's rules for an interaction response body, or None when it is valid."""
+        if ctype in (6, 7) and handle.payload["type"] not in (3, 5):
+            return self._refuse(request, rules.error_body({"type": "This response type is only valid for components"}))
+        if ctype == 4:
+            return self._refuse_message(request, data, allowed_flags=rules.FLAGS_INTERACTION_MESSAGE)
+        if ctype == 5 and int(data.get("flags") or 0) & ~rules.FLAGS_DEFER:
+            return self._refuse(request, rules.error_body({"data.flags": "Only EPHEMERAL may be set on a deferred response"}))
+        if ctype == 7:
+            return self._refuse_message(request, data, allowed_flags=rules.FLAGS_INTERACTION_MESSAGE, new=False)
+        return None
+
     def _handle_for_token(self, request: web.Request) -> Optional[InteractionHandle]:
         return self._interactions_by_token.get(request.match_info["token"])
+
+    def _refuse_webhook(self, request: web.Request, handle: Optional[InteractionHandle]) -> Optional[web.Response]:
+        """Unknown or expired interaction token (tokens last 15 minutes)."""
+        if handle is None:
+            return _json_response({"message": "Unknown Webhook", "code": 10015}, 404)
+        if handle.token_expired:
+            return self._refuse(request, {"message": "Invalid Webhook Token", "code": 50027}, 401)
+        return None
+
+    def _awaiting_first_followup(self, handle: InteractionHandle) -> bool:
+        """A deferred ("thinking") response not yet resolved: the next follow-up edits it instead."""
+        original = handle.original
+        return (handle.callback is not None and handle.callback["type"] == 5 and original is not None
+                and int(original["id"]) in self.messages and bool(int(original.get("flags", 0)) & rules.LOADING))
 
     async def _h_followup(self, request: web.Request) -> web.Response:
         rec: RecordedRequest = request[_REC]
         handle = self._handle_for_token(request)
-        if handle is None:
-            return _json_response({"message": "Unknown Webhook", "code": 10015}, 404)
+        refused = self._refuse_webhook(request, handle) or self._refuse_message(
+            request, rec.json or {}, allowed_flags=rules.FLAGS_FOLLOWUP)
+        if refused is not None:
+            return refused
+        assert handle is not None
         body = rec.json or {}
+        if self._awaiting_first_followup(handle):
+            # Create Followup Message: "When using this endpoint directly after responding to an interaction
+            # with DEFERRED_CHANNEL_MESSAGE_WITH_SOURCE, this endpoint will function as Edit Original
+            # Interaction Response [...] The ephemeral flag will be ignored, and the value you provided in
+            # the initial defer response will be preserved."
+            handle.followup_resolved_defer = True
+            msg = self._apply_webhook_edit(handle, "@original", handle.original, body, rec.files)
+            handle.followups.append(msg)
+            await self._notify()
+            return _json_response(msg)
         channel_id = int(handle.payload.get("channel_id") or self.channel_id)
         msg = self._new_message(channel_id, body, rec.files, interaction=handle, msg_type=20 if handle.payload["type"] == 2 else 19)
         handle.followups.append(msg)
@@ -1024,39 +1215,64 @@ class FakeDiscordServer:
 
     async def _h_get_webhook_message(self, request: web.Request) -> web.Response:
         handle = self._handle_for_token(request)
+        refused = self._refuse_webhook(request, handle)
+        if refused is not None:
+            return refused
         msg = self._webhook_target(handle, request.match_info["message_id"]) if handle else None
         if msg is None:
             return _json_response({"message": "Unknown Message", "code": 10008}, 404)
         return _json_response(msg)
 
+    def _apply_webhook_edit(self, handle: InteractionHandle, target: str, msg: Dict[str, Any],
+                            body: Dict[str, Any], files: List[UploadedFile]) -> Dict[str, Any]:
+        was_loading = bool(int(msg.get("flags", 0)) & rules.LOADING)
+        self._edit_message(msg, body, files)
+        snapshot = json.loads(json.dumps(msg))
+        handle.edits.append({"target": target, "message": snapshot, "files": list(files)})
+        handle.messages.append(snapshot)
+        self._echo("MESSAGE_CREATE" if was_loading else "MESSAGE_UPDATE", msg)
+        return msg
+
     async def _h_edit_webhook_message(self, request: web.Request) -> web.Response:
         rec: RecordedRequest = request[_REC]
         handle = self._handle_for_token(request)
         target = request.match_info["message_id"]
+        refused = self._refuse_webhook(request, handle)
+        if refused is not None:
+            return refused
         msg = self._webhook_target(handle, target) if handle else None
         if handle is None or msg is None:
             return _json_response({"message": "Unknown Message", "code": 10008}, 404)
-        was_loading = bool(int(msg.get("flags", 0)) & 128)
-        self._edit_message(msg, rec.json or {}, rec.files)
-        snapshot = json.loads(json.dumps(msg))
-        handle.edits.append({"target": target, "message": snapshot, "files": list(rec.files)})
-        handle.messages.append(snapshot)
-        self._echo("MESSAGE_CREATE" if was_loading else "MESSAGE_UPDATE", msg)
+        refused = self._refuse_message(request, rec.json or {}, allowed_flags=~0, new=False)
+        if refused is not None:
+            return refused
+        self._apply_webhook_edit(handle, target, msg, rec.json or {}, rec.files)
         await self._notify()
         return _json_response(msg)
 
     async def _h_delete_webhook_message(self, request: web.Request) -> web.Response:
         handle = self._handle_for_token(request)
         target = request.match_info["message_id"]
+        refused = self._refuse_webhook(request, handle)
+        if refused is not None:
+            return refused
         msg = self._webhook_target(handle, target) if handle else None
         if handle is None or msg is None:
             return _json_response({"message": "Unknown Message", "code": 10008}, 404)
-        self.messages.pop(int(msg["id"]), None)
+        self._forget_message(msg)
         handle.deleted.append(target)
         if target == "@original":
             handle.original = None
         await self._notify()
         return _empty_response()
+
+    def _forget_message(self, msg: Dict[str, Any]) -> None:
+        """Delete a message: gone for everyone; MESSAGE_DELETE for a public one."""
+        mid = int(msg["id"])
+        self.deleted_messages[mid] = self.messages.pop(mid, msg)
+        if not int(msg.get("flags", 0)) & rules.EPHEMERAL:
+            self._spawn(self.dispatch(
+                "MESSAGE_DELETE", {"id": str(mid), "channel_id": msg["channel_id"], "guild_id": str(self.guild_id)}))
 
     # -- channels / messages ------------------------------------------------------
     async def _h_send_message(self, request: web.Request) -> web.Response:
@@ -1064,6 +1280,9 @@ class FakeDiscordServer:
         channel_id = int(request.match_info["channel_id"])
         if channel_id not in self.channels:
             return _json_response({"message": "Unknown Channel", "code": 10003}, 404)
+        refused = self._refuse_message(request, rec.json or {}, allowed_flags=rules.FLAGS_CHANNEL_MESSAGE)
+        if refused is not None:
+            return refused
         msg = self._new_message(channel_id, rec.json or {}, rec.files)
         self._echo("MESSAGE_CREATE", msg)
         return _json_response(msg)
@@ -1071,7 +1290,7 @@ class FakeDiscordServer:
     async def _h_history(self, request: web.Request) -> web.Response:
         channel_id = int(request.match_info["channel_id"])
         limit = int(request.query.get("limit", "50"))
-        msgs = [m for m in self.messages.values() if int(m["channel_id"]) == channel_id]
+        msgs = self.channel_view(channel_id)  # ephemeral messages are not in a channel's history
         msgs.sort(key=lambda m: int(m["id"]), reverse=True)
         return _json_response(msgs[:limit])
 
@@ -1081,31 +1300,36 @@ class FakeDiscordServer:
             return _json_response({"message": "Unknown Channel", "code": 10003}, 404)
         return _json_response(ch)
 
-    async def _h_get_message(self, request: web.Request) -> web.Response:
+    def _channel_message(self, request: web.Request) -> Optional[Dict[str, Any]]:
+        """The message a /channels/... route names; ephemeral messages exist only for their interaction's token."""
         msg = self.messages.get(int(request.match_info["message_id"]))
-        if msg is None or msg["channel_id"] != request.match_info["channel_id"]:
+        if msg is None or msg["channel_id"] != request.match_info["channel_id"] or not self.visible_to_channel(msg):
+            return None
+        return msg
+
+    async def _h_get_message(self, request: web.Request) -> web.Response:
+        msg = self._channel_message(request)
+        if msg is None:
             return _json_response({"message": "Unknown Message", "code": 10008}, 404)
         return _json_response(msg)
 
     async def _h_edit_message(self, request: web.Request) -> web.Response:
         rec: RecordedRequest = request[_REC]
-        msg = self.messages.get(int(request.match_info["message_id"]))
+        msg = self._channel_message(request)
         if msg is None:
             return _json_response({"message": "Unknown Message", "code": 10008}, 404)
+        refused = self._refuse_message(request, rec.json or {}, allowed_flags=~0, new=False)
+        if refused is not None:
+            return refused
         self._edit_message(msg, rec.json or {}, rec.files)
         self._echo("MESSAGE_UPDATE", msg)
         return _json_response(msg)
 
     async def _h_delete_message(self, request: web.Request) -> web.Response:
-        mid = int(request.match_info["message_id"])
-        msg = self.messages.pop(mid, None)
+        msg = self._channel_message(request)
         if msg is None:
             return _json_response({"message": "Unknown Message", "code": 10008}, 404)
-        self._spawn(
-            self.dispatch(
-                "MESSAGE_DELETE", {"id": str(mid), "channel_id": msg["channel_id"], "guild_id": str(self.guild_id)}
-            )
-        )
+        self._forget_message(msg)
         return _empty_response()
 
     async def _h_typing(self, request: web.Request) -> web.Response:
@@ -1129,7 +1353,7 @@ class FakeDiscordServer:
     async def _h_add_own_reaction(self, request: web.Request) -> web.Response:
         mi = request.match_info
         mid = int(mi["message_id"])
-        if mid not in self.messages:
+        if self._channel_message(request) is None:  # no reactions on ephemeral messages
             return _json_response({"message": "Unknown Message", "code": 10008}, 404)
         emoji = mi["emoji"]
         self.bot_reactions.append({"channel_id": int(mi["channel_id"]), "message_id": mid, "emoji": emoji, "action": "add"})
@@ -1225,6 +1449,8 @@ class FakeDiscordServer:
             return web.Response(status=503)
         if att.delay:
             await asyncio.sleep(att.delay)
+        if att.gate is not None:
+            await att.gate.wait()
         if att.status != 200:
             return web.Response(status=att.status, text=f"fake error {att.status}")
         return web.Response(body=att.content, headers={"Content-Type": att.data.get("content_type") or "application/octet-stream"})
@@ -1558,6 +1784,40 @@ class FakeDiscordServer:
             data["guild_id"] = cmd["guild_id"]
         if resolved:
             data["resolved"] = resolved
+        payload["data"] = data
+        return await self._push_interaction(payload)
+
+    async def send_message_command(
+        self,
+        name: str,
+        message: Union[Dict[str, Any], int],
+        *,
+        user_id: Optional[int] = None,
+        member_roles: Optional[Sequence[int]] = None,
+        permissions: Optional[str] = None,
+        locale: str = "en-US",
+    ) -> InteractionHandle:
+        """Push INTERACTION_CREATE for a message command (Apps > ``name`` on ``message``): type 2 with
+        ``data.type`` 3, ``data.target_id`` and the message in ``data.resolved.messages``."""
+        msg = self.messages.get(int(message["id"]) if isinstance(message, dict) else int(message))
+        if msg is None:
+            raise KeyError(f"fakediscord does not know message {message}")
+        payload = self._base_interaction(
+            2, user_id=user_id, guild_id=None, channel_id=int(msg["channel_id"]),
+            member_roles=member_roles, permissions=permissions, locale=locale,
+        )
+        cmd = self._find_command(name, int(payload["guild_id"]), ctype=3)
+        if cmd is None:
+            _log.warning("fakediscord: message command %r was not registered by the bot (sync missing?)", name)
+        data: Dict[str, Any] = {
+            "id": (cmd or {}).get("id") or str(snowflake()),
+            "name": name,
+            "type": 3,
+            "target_id": msg["id"],
+            "resolved": {"messages": {msg["id"]: json.loads(json.dumps(msg))}},
+        }
+        if cmd is not None and cmd.get("guild_id"):
+            data["guild_id"] = cmd["guild_id"]
         payload["data"] = data
         return await self._push_interaction(payload)
 

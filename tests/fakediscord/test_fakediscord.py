@@ -311,3 +311,100 @@ async def test_attachment_failure_knobs(server: FakeDiscordServer) -> None:
         with pytest.raises(asyncio.TimeoutError):
             async with s.get(stuck["url"], timeout=aiohttp.ClientTimeout(total=0.3)) as r:
                 await r.read()
+
+
+# ------------------------------------------------------------------ Discord's rules, as the server models them
+
+
+async def _rest(server: FakeDiscordServer, method: str, path: str, body=None):
+    async with aiohttp.ClientSession() as s:
+        async with s.request(method, f"{server.api_base}{path}", json=body) as r:
+            return r.status, (await r.json() if r.content_type == "application/json" else None)
+
+
+async def test_first_followup_after_a_defer_keeps_the_defers_visibility(server: FakeDiscordServer) -> None:
+    """Create Followup Message: right after a deferred response it edits the thinking message, and its
+    ephemeral flag is ignored; later follow-ups (or any after deleting the thinking message) honour it."""
+    hooks = f"/webhooks/{server.application_id}"
+    public = await server.send_slash_command("echo", {})
+    assert (await _rest(server, "POST", f"/interactions/{public.id}/{public.token}/callback", {"type": 5}))[0] == 204
+    thinking = public.original
+    assert server.visible_to_channel(thinking) and thinking["flags"] & 128
+    status, first = await _rest(server, "POST", f"{hooks}/{public.token}", {"content": "oops", "flags": 64})
+    assert status == 200 and first["id"] == thinking["id"] and public.followup_resolved_defer
+    assert server.visible_to_channel(first), "the ephemeral flag was ignored: the whole channel sees it"
+    assert server.ever_shown_to_channel(lambda m: m["content"] == "oops")
+    status, second = await _rest(server, "POST", f"{hooks}/{public.token}", {"content": "psst", "flags": 64})
+    assert second["id"] != first["id"] and not server.visible_to_channel(second)
+    assert server.visible_to(second, public.user_id) and not server.visible_to(second, server.owner_id)
+
+    private = await server.send_slash_command("echo", {})
+    await _rest(server, "POST", f"/interactions/{private.id}/{private.token}/callback", {"type": 5})
+    assert (await _rest(server, "DELETE", f"{hooks}/{private.token}/messages/@original"))[0] == 204
+    status, only_you = await _rest(server, "POST", f"{hooks}/{private.token}", {"content": "only you", "flags": 64})
+    assert status == 200 and not server.visible_to_channel(only_you)
+    assert not server.ever_shown_to_channel(lambda m: m["content"] == "only you")
+    assert [m["content"] for m in server.channel_view()] == ["oops"]
+    assert [m["content"] for m in server.channel_view(user_id=private.user_id)] == ["oops", "psst", "only you"]
+    # ephemeral messages are not reachable through channel routes
+    channel = f"/channels/{server.channel_id}/messages"
+    assert (await _rest(server, "GET", f"{channel}/{only_you['id']}"))[0] == 404
+    assert (await _rest(server, "PUT", f"{channel}/{only_you['id']}/reactions/%E2%9C%85/@me"))[0] == 404
+
+    ephemeral_defer = await server.send_slash_command("echo", {})
+    await _rest(server, "POST", f"/interactions/{ephemeral_defer.id}/{ephemeral_defer.token}/callback",
+                {"type": 5, "data": {"flags": 64}})
+    _, msg = await _rest(server, "POST", f"{hooks}/{ephemeral_defer.token}", {"content": "public?", "flags": 0})
+    assert msg["id"] == ephemeral_defer.original["id"] and not server.visible_to_channel(msg)
+
+
+async def test_bodies_breaking_discords_limits_are_refused(server: FakeDiscordServer) -> None:
+    handle = await server.send_slash_command("echo", {})
+    callback = f"/interactions/{handle.id}/{handle.token}/callback"
+    status, body = await _rest(server, "POST", callback, {"type": 4, "data": {"content": "x" * 2001}})
+    assert status == 400 and body["code"] == 50035 and "content" in body["errors"]
+    assert not handle.callbacks, "a refused response does not acknowledge the interaction"
+    status, body = await _rest(server, "POST", callback, {"type": 5, "data": {"flags": 4}})
+    assert status == 400 and "flags" in body["errors"]["data"]
+    embed = {"title": "t" * 257, "fields": [{"name": "n", "value": "v" * 1025}] + [{"name": "n", "value": "v"}] * 25}
+    status, body = await _rest(server, "POST", callback, {"type": 4, "data": {"embeds": [embed]}})
+    assert status == 400 and set(body["errors"]["embeds"]["0"]) == {"title", "fields"}
+    select = {"type": 3, "custom_id": "c", "options": [{"label": "l" * 101, "value": "v"}] * 2}
+    status, body = await _rest(server, "POST", callback, {"type": 4, "data": {"components": [
+        {"type": 1, "components": [select, {"type": 2, "style": 1, "custom_id": "b", "label": "go"}]}]}})
+    assert status == 400 and "components" in body["errors"]
+    assert (await _rest(server, "POST", callback, {"type": 4, "data": {}}))[1]["code"] == 50006  # empty
+    assert (await _rest(server, "POST", callback, {"type": 7, "data": {"content": "x"}}))[0] == 400  # not a component
+    assert len(server.rejected_requests) == 6
+    assert (await _rest(server, "POST", callback, {"type": 4, "data": {"content": "x" * 2000}}))[0] == 204
+    status, _ = await _rest(server, "POST", f"/channels/{server.channel_id}/messages", {"content": "x", "flags": 64})
+    assert status == 400, "ephemeral exists only for interactions"
+
+
+async def test_interaction_tokens_expire_after_15_minutes(server: FakeDiscordServer) -> None:
+    handle = await server.send_slash_command("echo", {})
+    await _rest(server, "POST", f"/interactions/{handle.id}/{handle.token}/callback", {"type": 5})
+    original = f"/webhooks/{server.application_id}/{handle.token}/messages/@original"
+    assert (await _rest(server, "PATCH", original, {"content": "10%"}))[0] == 200
+    handle.age(15 * 60 + 1)
+    status, body = await _rest(server, "PATCH", original, {"content": "100%"})
+    assert (status, body["code"]) == (401, 50027)
+    assert (await _rest(server, "POST", f"/webhooks/{server.application_id}/{handle.token}", {"content": "x"}))[0] == 401
+    assert server.messages[handle.original_message_id]["content"] == "10%"
+
+
+async def test_commands_in_both_scopes_are_listed_twice(server: FakeDiscordServer) -> None:
+    app = f"/applications/{server.application_id}"
+    cmd = {"name": "echo", "type": 1, "description": "Echo"}
+    assert (await _rest(server, "PUT", f"{app}/commands", [cmd]))[0] == 200
+    assert [c["name"] for c in server.commands_listed_to_member()] == ["echo"]
+    assert (await _rest(server, "PUT", f"{app}/guilds/{server.guild_id}/commands", [cmd]))[0] == 200
+    assert [c["name"] for c in server.commands_listed_to_member()] == ["echo", "echo"]
+    assert (await _rest(server, "PUT", f"{app}/commands", []))[0] == 200
+    assert [c.get("guild_id") for c in server.commands_listed_to_member()] == [str(server.guild_id)]
+    status, body = await _rest(server, "PUT", f"{app}/guilds/123/commands", [cmd])
+    assert (status, body["code"]) == (403, 50001), "not a member of that guild"
+    bad = [{"name": "Echo Me", "type": 1, "description": ""}]
+    assert (await _rest(server, "PUT", f"{app}/commands", bad))[0] == 400
+    _, guilds = await _rest(server, "GET", "/users/@me/guilds")
+    assert [g["id"] for g in guilds] == [str(server.guild_id)]
