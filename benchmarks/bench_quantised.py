@@ -218,10 +218,12 @@ def main(argv: list[str] | None = None) -> int:
         figures["accepted"] = drop <= 0.5
     if args.json:
         report["float, batch 8"] = timing["float, batch 8"]
-        print(json.dumps({"tracks": len(rows), "artists": len({r["artist"] for r in rows}), "seeds": seeds,
+        print(json.dumps({"tracks": len(rows), "named_artists": len({r["artist"] for r in rows if r["artist"]}), "seeds": seeds,
                           "variants": report}))
         return 0
-    print(f"{len(rows)} tracks, {len({r['artist'] for r in rows})} artists; genre_model's artist-grouped 5-fold CV "
+    named = {r["artist"] for r in rows if r["artist"]}
+    print(f"{len(rows)} tracks, {len(named)} named artists ({sum(not r['artist'] for r in rows)} tracks without); "
+          f"genre_model's artist-grouped 5-fold CV "
           f"x {len(seeds)} seeds; standardised logistic regression on the mean window embedding")
     print(f"{'variant':<13} {'accuracy':>8} {'balanced':>8} {'drop':>6} {'agree':>6} {'max |d emb|':>11} "
           f"{'8 windows':>10} {'RSS':>7} {'size':>8}  verdict")
