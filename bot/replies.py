@@ -6,7 +6,7 @@ from pathlib import PurePath
 
 import discord
 
-from genre_model.config import display_name
+from genre_model.config import coverage, display_name
 
 RIGHT = "\N{WHITE HEAVY CHECK MARK}"
 WRONG = "\N{CROSS MARK}"
@@ -37,10 +37,12 @@ def top_genre_lines(top_k: list[tuple[str, float]]) -> str:
 
 
 def prediction_embed(*, file_name: str, genre: str, confidence: float, top_k: list[tuple[str, float]],
-                     duration_s: float, model_version: str) -> discord.Embed:
+                     duration_s: float, model_version: str, analysed_s: float | None = None,
+                     n_windows: int = 0) -> discord.Embed:
     """The reply to /genre: top genre and confidence, runners-up with bars, and the image.
 
-    Genres arrive as labels ("hiphop") and are shown with their display names ("Hip-hop")."""
+    Genres arrive as labels ("hiphop") and are shown with their display names ("Hip-hop");
+    "Analysed" says how much of the decoded song the windows heard."""
     shown = display_name(genre)
     embed = discord.Embed(
         title=f"{shown} \N{EM DASH} {confidence:.0%}",
@@ -48,7 +50,9 @@ def prediction_embed(*, file_name: str, genre: str, confidence: float, top_k: li
         colour=discord.Colour.blurple(),
     )
     embed.add_field(name="Top genres", inline=False, value=top_genre_lines(top_k))
-    embed.add_field(name="Analysed", value=f"{duration_s:.1f} s", inline=True)
+    analysed = (coverage(analysed_s, duration_s, n_windows) if analysed_s is not None and n_windows
+                else f"{duration_s:.1f} s")
+    embed.add_field(name="Analysed", value=analysed, inline=True)
     embed.add_field(name="Feedback", inline=True,
                     value=f"{RIGHT} right \N{MIDDLE DOT} {WRONG} wrong \N{MIDDLE DOT} pick the right genre below")
     embed.set_image(url=f"attachment://{IMAGE_NAME}")

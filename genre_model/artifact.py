@@ -2,16 +2,17 @@
 
 Layout of a model directory::
 
-    metadata.json     labels, feature config, temperature, training summary, metrics
+    metadata.json     labels, feature config, temperature, tag names, training summary, metrics
     embedder.keras    windows (n, mels, frames, ch) -> embeddings (n, d)
-    head.keras        embeddings (m, d) -> logits (m, n_labels)
-    embedder.tflite   the same two networks exported for the LiteRT runtime
-    head.tflite
+    embedder.tflite   the same network exported for the LiteRT runtime (what serving runs)
+    head.npz          linear genre head: embedding (d) -> logits (n_labels)
+    detector.npz      optional linear sound detector: embedding (d) -> music / speech / tone / noise
 
 A track's prediction is ``softmax(head(mean(embeddings)) / temperature)``; a window's
-is the head applied to that window's embedding alone. Loading checks the metadata and
-the files' checksums and fails with :class:`~genre_model.errors.ArtifactError`.
-Saving imports TensorFlow; loading does not.
+is the head applied to that window's embedding alone. When ``tags`` names are given, the
+last ``len(tags)`` columns of an embedding are those tags' probabilities (musicnn's MSD
+tags). Loading checks the metadata and the files' checksums and fails with
+:class:`~genre_model.errors.ArtifactError`. Saving imports TensorFlow; loading does not.
 """
 
 from __future__ import annotations
@@ -28,9 +29,11 @@ from typing import Any
 from genre_model.config import ARTIFACT_FORMAT
 from genre_model.errors import ArtifactError
 from genre_model.features import FeatureConfig
+from genre_model.linear import Linear
 
 METADATA = "metadata.json"
-FILES = ("embedder.keras", "head.keras", "embedder.tflite", "head.tflite")
+FILES = ("embedder.keras", "embedder.tflite", "head.npz")
+DETECTOR = "detector.npz"
 
 
 @dataclasses.dataclass(frozen=True)
@@ -42,6 +45,10 @@ class ModelInfo:
     labels: tuple[str, ...]
     features: FeatureConfig
     temperature: float
+    #: Names of the tag columns at the end of each embedding (empty: the embedding has none).
+    tags: tuple[str, ...]
+    #: The sound detector's settings (``sounds``, ``threshold``), or None for a model without one.
+    detector: dict[str, Any] | None
     created_at: str
     training: dict[str, Any]
     metrics: dict[str, Any]
@@ -51,6 +58,11 @@ class ModelInfo:
     def path(self, name: str) -> Path:
         """Path of one of the artifact's files."""
         return self.directory / name
+
+    @property
+    def files(self) -> tuple[str, ...]:
+        """The files this artifact consists of (besides its metadata)."""
+        return FILES + ((DETECTOR,) if self.detector else ())
 
 
 def sha256(path: Path) -> str:
@@ -80,7 +92,8 @@ def load_info(model_dir: Path, *, verify: bool = True) -> ModelInfo:
         info = ModelInfo(
             version=str(meta["version"]), arch=str(meta["arch"]), labels=labels,
             features=FeatureConfig.from_dict(meta["feature_config"]),
-            temperature=float(meta["temperature"]), created_at=str(meta["created_at"]),
+            temperature=float(meta["temperature"]), tags=tuple(str(t) for t in meta.get("tags", ())),
+            detector=dict(meta["detector"]) if meta.get("detector") else None, created_at=str(meta["created_at"]),
             training=dict(meta.get("training", {})), metrics=dict(meta.get("metrics", {})),
             checksums=dict(meta["checksums"]), directory=model_dir,
         )
@@ -91,7 +104,7 @@ def load_info(model_dir: Path, *, verify: bool = True) -> ModelInfo:
     if not info.temperature > 0:
         raise ArtifactError(f"{meta_path}: temperature must be positive")
     if verify:
-        for name in FILES:
+        for name in info.files:
             path = model_dir / name
             if not path.is_file():
                 raise ArtifactError(f"{model_dir}: missing {name}")
@@ -105,31 +118,40 @@ def save_artifact(
     out_dir: Path,
     *,
     embedder: Any,
-    head: Any,
+    head: Linear,
     arch: str,
     labels: tuple[str, ...],
     features: FeatureConfig,
     temperature: float,
     training: dict[str, Any],
     metrics: dict[str, Any],
+    detector: Any | None = None,
+    tags: tuple[str, ...] = (),
     version: str | None = None,
 ) -> ModelInfo:
-    """Write Keras models, their LiteRT export and metadata atomically into ``out_dir``."""
+    """Write the Keras embedder, its LiteRT export, the linear head (and detector) and metadata
+    atomically into ``out_dir``. ``detector`` is a :class:`genre_model.detector.SoundDetector`."""
     out_dir = Path(out_dir)
     created = dt.datetime.now(dt.timezone.utc).replace(microsecond=0)
     version = version or created.strftime("%Y%m%d-%H%M%S")
     out_dir.parent.mkdir(parents=True, exist_ok=True)
     staging = Path(tempfile.mkdtemp(prefix=f".{out_dir.name}-", dir=out_dir.parent))
     try:
+        if head.n_classes != len(labels):
+            raise ValueError(f"the head has {head.n_classes} outputs for {len(labels)} labels")
         embedder.save(staging / "embedder.keras")
-        head.save(staging / "head.keras")
         (staging / "embedder.tflite").write_bytes(to_tflite(embedder))
-        (staging / "head.tflite").write_bytes(to_tflite(head))
+        (staging / "head.npz").write_bytes(head.to_bytes())
+        files = FILES
+        if detector is not None:
+            (staging / DETECTOR).write_bytes(detector.linear.to_bytes())
+            files += (DETECTOR,)
         meta = {
             "format": ARTIFACT_FORMAT, "version": version, "arch": arch, "labels": list(labels),
-            "feature_config": features.to_dict(), "temperature": float(temperature),
+            "feature_config": features.to_dict(), "temperature": float(temperature), "tags": list(tags),
+            "detector": {"sounds": list(detector.sounds), "threshold": detector.threshold} if detector else None,
             "created_at": created.isoformat(), "training": training, "metrics": metrics,
-            "checksums": {name: sha256(staging / name) for name in FILES},
+            "checksums": {name: sha256(staging / name) for name in files},
         }
         (staging / METADATA).write_text(json.dumps(meta, indent=2, sort_keys=True) + "\n")
         if out_dir.exists():
@@ -144,9 +166,18 @@ def save_artifact(
 
 def update_metrics(model_dir: Path, metrics: dict[str, Any]) -> None:
     """Replace the metrics recorded in an artifact's metadata (files stay untouched)."""
+    _update_metadata(model_dir, lambda meta: meta.update(metrics=metrics))
+
+
+def update_training(model_dir: Path, **fields: Any) -> None:
+    """Add fields to the training summary recorded in an artifact's metadata (files stay untouched)."""
+    _update_metadata(model_dir, lambda meta: meta["training"].update(fields))
+
+
+def _update_metadata(model_dir: Path, change: Any) -> None:
     meta_path = Path(model_dir) / METADATA
     meta = json.loads(meta_path.read_text())
-    meta["metrics"] = metrics
+    change(meta)
     tmp = meta_path.with_suffix(".tmp")
     tmp.write_text(json.dumps(meta, indent=2, sort_keys=True) + "\n")
     tmp.replace(meta_path)
@@ -160,3 +191,27 @@ def to_tflite(model: Any) -> bytes:
         model.export(tmp, format="tf_saved_model", verbose=False)
         converter = tf.lite.TFLiteConverter.from_saved_model(tmp)
         return converter.convert()
+
+
+def load_head(info: ModelInfo) -> Linear:
+    """The artifact's linear genre head."""
+    from genre_model.linear import load_linear
+
+    head, _ = load_linear(info.path("head.npz"))
+    if head.n_classes != len(info.labels):
+        raise ArtifactError(f"{info.directory}: head has {head.n_classes} outputs for {len(info.labels)} labels")
+    return head
+
+
+def load_detector(info: ModelInfo) -> Any | None:
+    """The artifact's :class:`~genre_model.detector.SoundDetector`, or None if it has none."""
+    if not info.detector:
+        return None
+    from genre_model.detector import SoundDetector
+    from genre_model.linear import load_linear
+
+    linear, _ = load_linear(info.path(DETECTOR))
+    try:
+        return SoundDetector(linear, tuple(info.detector["sounds"]), float(info.detector["threshold"]))
+    except (KeyError, TypeError, ValueError) as exc:
+        raise ArtifactError(f"{info.directory}: unusable detector ({exc})") from exc

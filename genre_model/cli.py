@@ -1,48 +1,149 @@
-"""``genre-model``: train, cross-validate, evaluate and predict from the command line."""
+"""The ``genre-model`` command: predict, evaluate, cross-validate and train from the command line.
+
+Results go to stdout (one JSON line or object with ``--json``); progress, logs and
+errors go to stderr.
+"""
 
 from __future__ import annotations
 
 import argparse
+import contextlib
+import dataclasses
 import json
+import math
+import os
 import sys
 from pathlib import Path
-from typing import Sequence
+from typing import Iterator, Sequence
 
-from genre_model.config import DEFAULT_MODEL_DIR, EXAMPLE_CLIP, MAX_AUDIO_SECONDS, TOP_K
+from genre_model import __version__
+from genre_model.config import DEFAULT_MODEL_DIR, EXAMPLE_CLIP, MAX_AUDIO_SECONDS, TOP_K, coverage, display_name
 from genre_model.errors import GenreModelError
+
+DESCRIPTION = "Tell the genre of songs; evaluate, cross-validate and train the models that do."
+EPILOG = "Run 'genre-model COMMAND --help' for the options of a command."
+
+
+def _positive_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a whole number, got {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be at least 1, got {value}")
+    return value
+
+
+def _at_least_two(text: str) -> int:
+    value = _positive_int(text)
+    if value < 2:
+        raise argparse.ArgumentTypeError(f"must be at least 2, got {value}")
+    return value
+
+
+def _seconds(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number of seconds, got {text!r}") from None
+    if not math.isfinite(value) or value <= 0:
+        raise argparse.ArgumentTypeError(f"must be a number of seconds above 0, got {text}")
+    return value
+
+
+def _image_path(text: str) -> Path:
+    """A picture to write: a .png (or .jpg/.jpeg/.webp, converted) in a folder that exists."""
+    from genre_model.plots import IMAGE_FORMATS
+
+    path = Path(text)
+    if path.suffix.lower() not in IMAGE_FORMATS:
+        raise argparse.ArgumentTypeError(
+            f"{text!r}: name the picture with one of {', '.join(IMAGE_FORMATS)} (it is drawn as PNG)")
+    if not path.parent.is_dir():
+        raise argparse.ArgumentTypeError(f"{text!r}: folder {str(path.parent)!r} does not exist")
+    return path
+
+
+class _Version(argparse.Action):
+    """``--version``: the package version and the bundled model's."""
+
+    def __init__(self, option_strings: Sequence[str], dest: str, **kwargs) -> None:
+        super().__init__(option_strings, dest, nargs=0, default=argparse.SUPPRESS, **kwargs)
+
+    def __call__(self, parser, namespace, values, option_string=None) -> None:
+        from genre_model.artifact import load_info
+
+        try:
+            model = f" (bundled model {load_info(DEFAULT_MODEL_DIR, verify=False).version})"
+        except GenreModelError:
+            model = ""
+        print(f"genre-model {__version__}{model}")
+        parser.exit()
+
+
+@contextlib.contextmanager
+def _stdout_to_stderr() -> Iterator[None]:
+    """Send everything written to stdout meanwhile (Keras epoch logs, native libraries) to stderr."""
+    sys.stdout.flush()
+    try:
+        fd = sys.stdout.fileno()
+        saved = os.dup(fd)
+    except (AttributeError, OSError, ValueError):  # not a real file (captured): Python-level only
+        fd = saved = -1
+    try:
+        if saved >= 0:
+            os.dup2(sys.stderr.fileno(), fd)
+        with contextlib.redirect_stdout(sys.stderr):
+            yield
+    finally:
+        sys.stdout.flush()
+        if saved >= 0:
+            os.dup2(saved, fd)
+            os.close(saved)
 
 
 def _add_train_options(p: argparse.ArgumentParser) -> None:
+    """Every :class:`~genre_model.train.TrainOptions` field as a flag, its default taken from there."""
+    from genre_model.recipe import ARCHS, WEIGHTINGS, TrainOptions
+
+    d = TrainOptions()
     p.add_argument("data", nargs="+", type=Path, help="genre folders (GTZAN layout) or manifest CSVs")
-    p.add_argument("--arch", choices=("musicnn", "cnn"), default="musicnn",
-                   help="musicnn: pretrained backbone + trained head (default); cnn: the original study's CNN")
-    p.add_argument("--epochs", type=int, default=0, help="maximum epochs (default: per architecture)")
-    p.add_argument("--batch-size", type=int, default=64)
-    p.add_argument("--lr", "--learning-rate", dest="learning_rate", type=float, default=0.0,
-                   help="Adam learning rate (default: per architecture)")
-    p.add_argument("--val-fraction", type=float, default=0.2, help="share of track groups kept for validation")
-    p.add_argument("--seed", type=int, default=1234)
-    p.add_argument("--patience", type=int, default=0, help="early-stopping patience in epochs")
-    p.add_argument("--dropout", type=float, default=0.5)
-    p.add_argument("--l2", type=float, default=1e-3)
-    p.add_argument("--hidden", type=int, default=0, help="hidden units in the head (0 = linear head)")
-    p.add_argument("--mixup", type=float, default=0.2, help="mixup alpha (0 = off)")
-    p.add_argument("--pooling", default="mean_max", help="musicnn embedding: mean, max, penultimate, or joined by _")
-    p.add_argument("--transform", default="sqrt", choices=("none", "sqrt"),
-                   help="musicnn per-window embedding transform (sqrt = signed square root)")
-    p.add_argument("--ensemble", type=int, default=5, help="musicnn: number of heads (different seeds) averaged")
-    p.add_argument("--max-seconds", type=float, default=MAX_AUDIO_SECONDS)
-    p.add_argument("--cache", type=Path, default=None, help="folder to cache embeddings in")
+    p.add_argument("--arch", choices=ARCHS, default=d.arch,
+                   help="musicnn: pretrained backbone + logistic head (default); cnn: the original study's CNN")
+    p.add_argument("--seed", type=int, default=d.seed, help="random seed of splits and training (default: %(default)s)")
+    p.add_argument("--max-seconds", type=_seconds, default=d.max_seconds, metavar="SECONDS",
+                   help="read at most this many seconds of each file (default: %(default)g)")
+    p.add_argument("--cache", type=Path, default=None, help="folder to cache embeddings in (default: none)")
+    m = p.add_argument_group("musicnn head")
+    m.add_argument("--c", type=float, default=d.c,
+                   help="inverse L2 strength of the logistic regression (default: %(default)s)")
+    m.add_argument("--weighting", choices=WEIGHTINGS, default=d.weighting,
+                   help="equal weight per genre (class), and per artist within it (default: %(default)s)")
+    m.add_argument("--pooling", default=d.pooling,
+                   help="musicnn outputs in the embedding: mean, max, penultimate joined by _ (default: %(default)s)")
+    m.add_argument("--transform", default=d.transform, choices=("none", "sqrt"),
+                   help="per-window transform of the pooled features (default: %(default)s)")
+    m.add_argument("--detector-clips", type=_positive_int, metavar="N", default=d.detector_clips,
+                   help="generated non-music clips of each kind for the sound detector (default: %(default)s)")
+    m.add_argument("--calibration-folds", type=_at_least_two, metavar="K", default=d.calibration_folds,
+                   help="folds grouped by artist whose held-out predictions fit the temperature (default: %(default)s)")
+    c = p.add_argument_group("cnn (trained end to end)")
+    c.add_argument("--epochs", type=_positive_int, metavar="N", default=d.epochs, help="maximum epochs (default: %(default)s)")
+    c.add_argument("--batch-size", type=_positive_int, metavar="N", default=d.batch_size, help="windows per batch (default: %(default)s)")
+    c.add_argument("--lr", "--learning-rate", dest="learning_rate", type=float, default=d.learning_rate,
+                   help="Adam learning rate (default: %(default)s)")
+    c.add_argument("--patience", type=_positive_int, metavar="N", default=d.patience, help="early-stopping patience in epochs (default: %(default)s)")
+    c.add_argument("--dropout", type=float, default=d.dropout, help="dropout rate (default: %(default)s)")
+    c.add_argument("--mixup", type=float, default=d.mixup, help="mixup alpha, 0 = off (default: %(default)s)")
+    c.add_argument("--val-fraction", type=float, default=d.val_fraction,
+                   help="share of track (or artist) groups kept for validation (default: %(default)s)")
 
 
 def _options(args: argparse.Namespace):
-    from genre_model.train import TrainOptions
+    from genre_model.recipe import TrainOptions
 
-    return TrainOptions(arch=args.arch, epochs=args.epochs, batch_size=args.batch_size,
-                        learning_rate=args.learning_rate, val_fraction=args.val_fraction, seed=args.seed,
-                        patience=args.patience, dropout=args.dropout, l2=args.l2, hidden=args.hidden,
-                        mixup=args.mixup, pooling=args.pooling,
-                        transform=args.transform, ensemble=args.ensemble, max_seconds=args.max_seconds, cache_dir=args.cache)
+    names = [f.name for f in dataclasses.fields(TrainOptions) if f.name != "cache_dir"]
+    return TrainOptions(**{name: getattr(args, name) for name in names}, cache_dir=args.cache)
 
 
 def _seed_list(text: str) -> list[int]:
@@ -56,8 +157,9 @@ def _seed_list(text: str) -> list[int]:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="genre-model", description=__doc__)
-    sub = parser.add_subparsers(dest="command", required=True)
+    parser = argparse.ArgumentParser(prog="genre-model", description=DESCRIPTION, epilog=EPILOG)
+    parser.add_argument("--version", action=_Version, help="print the version and exit")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
     p = sub.add_parser("train", help="train a model artifact")
     _add_train_options(p)
@@ -65,29 +167,35 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("cv", help="grouped k-fold cross-validation estimate (by artist when the data names artists)")
     _add_train_options(p)
-    p.add_argument("--folds", type=int, default=5, help="number of folds (default: %(default)s)")
+    p.add_argument("--folds", type=_at_least_two, metavar="K", default=5, help="number of folds (default: %(default)s)")
     p.add_argument("--group-by", choices=("auto", "artist", "track"), default="auto",
                    help="keep each artist (artist) or only near-duplicates (track) inside one fold; "
                         "auto = artist when the manifest has an artist column (default: %(default)s)")
     p.add_argument("--seeds", type=_seed_list, default=None,
                    help="repeat the k-fold run with these fold seeds, e.g. 1,2,3 (default: --seed once)")
     p.add_argument("--json", action="store_true", help="print the report as JSON")
-    p.add_argument("--confusion", type=Path, default=None, help="write the pooled confusion matrix PNG")
+    p.add_argument("--confusion", type=_image_path, default=None, help="write the pooled confusion matrix PNG")
 
     p = sub.add_parser("evaluate", help="track-level metrics of a model on labelled data")
     p.add_argument("data", type=Path, help="genre folders or a manifest CSV")
-    p.add_argument("--model", type=Path, default=DEFAULT_MODEL_DIR)
+    p.add_argument("--model", type=Path, default=DEFAULT_MODEL_DIR, metavar="DIR",
+                   help="model directory (default: the bundled model)")
     p.add_argument("--json", action="store_true", help="print one JSON object on stdout")
-    p.add_argument("--confusion", type=Path, default=Path("confusion.png"), help="confusion-matrix PNG to write")
+    p.add_argument("--confusion", type=_image_path, default=Path("confusion.png"),
+                   help="confusion-matrix PNG to write (default: %(default)s)")
 
     p = sub.add_parser("predict", help="genre of audio files")
     p.add_argument("files", nargs="*", type=Path, help="audio files (default: the bundled example clip)")
-    p.add_argument("--model", type=Path, default=DEFAULT_MODEL_DIR)
+    p.add_argument("--model", type=Path, default=DEFAULT_MODEL_DIR, metavar="DIR",
+                   help="model directory (default: the bundled model)")
     p.add_argument("--json", action="store_true", help="one JSON object per file, one per line")
-    p.add_argument("--image", type=Path, default=None,
-                   help="spectrogram + timeline PNG (with several files: FILE stem is appended)")
-    p.add_argument("--top", type=int, default=TOP_K)
-    p.add_argument("--max-seconds", type=float, default=MAX_AUDIO_SECONDS)
+    p.add_argument("--image", type=_image_path, default=None, metavar="PNG",
+                   help="write the spectrogram and genre timeline as a PNG (.jpg/.webp are converted); "
+                        "with several files, each file's name is appended: out-song.png")
+    p.add_argument("--top", type=_positive_int, metavar="N", default=TOP_K,
+                   help="genres listed per file (default: %(default)s)")
+    p.add_argument("--max-seconds", type=_seconds, default=MAX_AUDIO_SECONDS, metavar="SECONDS",
+                   help="read at most this many seconds of each file (default: %(default)g)")
     return parser
 
 
@@ -105,7 +213,8 @@ def main(argv: Sequence[str] | None = None) -> int:
 def _train(args: argparse.Namespace) -> int:
     from genre_model.train import train
 
-    info = train(args.data, args.out, _options(args), verbose=1 if sys.stderr.isatty() else 2)
+    with _stdout_to_stderr():
+        info = train(args.data, args.out, _options(args), verbose=1 if sys.stderr.isatty() else 2)
     print(json.dumps({"model": str(args.out), "version": info.version, **info.metrics}))
     return 0
 
@@ -115,12 +224,16 @@ def _cv(args: argparse.Namespace) -> int:
     from genre_model.evaluate import format_report
     from genre_model.train import cross_validate
 
-    rep = cross_validate(args.data, _options(args), folds=args.folds, group_by=args.group_by, seeds=args.seeds)
+    with _stdout_to_stderr():
+        rep = cross_validate(args.data, _options(args), folds=args.folds, group_by=args.group_by, seeds=args.seeds)
     title = f"{args.folds}-fold CV grouped by {rep['grouping']} ({args.arch})"
     if args.confusion:
         plots.write(args.confusion, plots.confusion_image(rep["confusion"], rep["labels"], title))
+    flagged = rep["flagged_not_music"]
     print(json.dumps(rep) if args.json else
-          f"{title}, seeds {rep['seeds']}\n{format_report(rep)}\nfold accuracy: {rep['fold_accuracy']}")
+          f"{title}, seeds {rep['seeds']}\n{format_report(rep)}\nfold accuracy: {rep['fold_accuracy']}\n"
+          f"songs the held-out detector called not music: {len(flagged)}"
+          + "".join(f"\n  {Path(f).name}" for f in flagged))
     return 0
 
 
@@ -141,7 +254,11 @@ def _evaluate(args: argparse.Namespace) -> int:
     rep.update(model_version=clf.version, skipped=skipped)
     if args.confusion:
         plots.write(args.confusion, plots.confusion_image(rep["confusion"], rep["labels"], f"model {clf.version}"))
-    print(json.dumps(rep) if args.json else format_report(rep))
+    text = format_report(rep)
+    if skipped:
+        text += f"\n\nskipped {len(skipped)} unreadable file{'s' if len(skipped) > 1 else ''} (not scored):\n"
+        text += "\n".join(f"  {s['file']}: {s['error']}" for s in skipped)
+    print(json.dumps(rep) if args.json else text)
     return 0
 
 
@@ -149,6 +266,11 @@ def _predict(args: argparse.Namespace) -> int:
     from genre_model.predict import Classifier
 
     clf = Classifier(args.model, lazy=True)  # LiteRT loads while ffmpeg decodes the first file
+    cfg = clf.info.features
+    shortest = cfg.min_samples / cfg.sample_rate
+    if args.max_seconds < shortest:
+        raise GenreModelError(f"--max-seconds {args.max_seconds:g} is shorter than one analysis window "
+                              f"({shortest:.1f} s): use at least {math.ceil(shortest)}")
     failed = 0
     for path in args.files or [EXAMPLE_CLIP]:
         try:
@@ -161,15 +283,23 @@ def _predict(args: argparse.Namespace) -> int:
                 print(f"{path}: {exc}", file=sys.stderr)
             continue
         if args.image:
-            from genre_model import plots  # matplotlib: only when a picture is asked for
+            from genre_model import plots  # the picture's libraries: only when one is asked for
 
-            out = args.image if len(args.files) <= 1 else args.image.with_name(f"{args.image.stem}-{path.stem}.png")
-            plots.write(out, pred.image(clf.labels, path.name))
+            out = args.image if len(args.files) <= 1 else args.image.with_stem(f"{args.image.stem}-{path.stem}")
+            try:
+                plots.write(out, pred.image(clf.labels, path.name))
+            except OSError as exc:
+                raise GenreModelError(f"cannot write {out}: {exc.strerror or exc}") from exc
         if args.json:
             print(json.dumps(pred.to_json(str(path))), flush=True)
         else:
-            ranked = ", ".join(f"{g} {p:.0%}" for g, p in pred.top_k(args.top))
-            print(f"{path}: {pred.genre} ({ranked}); {pred.duration_s:.1f} s analysed")
+            analysed = f"analysed {coverage(pred.analysed_s, pred.duration_s, pred.n_windows)}"
+            if not pred.music:
+                print(f"{path}: {pred.verdict()}; {analysed}")
+                continue
+            ranked = ", ".join(f"{display_name(g)} {p:.0%}" for g, p in pred.top_k(args.top))
+            tags = f"; tags (not genres): {', '.join(t for t, _ in pred.tags)}" if pred.tags else ""
+            print(f"{path}: {pred.verdict()} ({ranked}){tags}; {analysed}")
     return 1 if failed else 0
 
 

@@ -17,6 +17,19 @@ def display_name(label: str) -> str:
     return DISPLAY_NAMES.get(label, label[:1].upper() + label[1:])
 
 
+def _clock(seconds: float) -> str:
+    whole = int(round(seconds))
+    return f"{whole} s" if whole < 60 else f"{whole // 60}:{whole % 60:02d}"
+
+
+def coverage(analysed_s: float, duration_s: float, n_windows: int) -> str:
+    """How much of a song was analysed, as people read it: "48 s of 3:00 (16 windows)", "all 30 s (10 windows)"."""
+    windows = f"{n_windows} window{'' if n_windows == 1 else 's'}"
+    if _clock(analysed_s) == _clock(duration_s):
+        return f"all {_clock(duration_s)} ({windows})"
+    return f"{_clock(analysed_s)} of {_clock(duration_s)} ({windows})"
+
+
 PACKAGE_DIR = Path(__file__).resolve().parent
 #: The model shipped with the package.
 DEFAULT_MODEL_DIR = PACKAGE_DIR / "models" / "default"
@@ -27,8 +40,11 @@ EXAMPLE_CLIP = PACKAGE_DIR / "examples" / "example.ogg"
 
 #: Read at most this many seconds of any input; the rest is never decoded.
 MAX_AUDIO_SECONDS = 600.0
-#: At serving time, analyse at most this many windows, spread evenly over the song.
-MAX_WINDOWS = 8
+#: At serving time a song is covered end to end by windows (3 s for musicnn) up to this many;
+#: a longer one gets this many, spread evenly from its start to its end. Each window costs an
+#: embedder call (~23 ms on 2 threads); 10 hear all of a 30-s clip and keep a 3-minute song's
+#: end-to-end time below the 8-window version's (benchmarks/bench_song_windows.py measures caps).
+MAX_WINDOWS = 10
 #: Number of runners-up reported with a prediction (including the top genre).
 TOP_K = 3
 #: Below this peak amplitude (full scale = 1.0) a clip counts as silent.
@@ -40,4 +56,4 @@ AUDIO_EXTENSIONS = (".wav", ".mp3", ".ogg", ".oga", ".opus", ".flac", ".m4a", ".
 WINDOWS_EXTENSION = ".npz"
 
 #: Artifact format version; loading refuses other major versions.
-ARTIFACT_FORMAT = 1
+ARTIFACT_FORMAT = 2

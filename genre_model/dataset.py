@@ -66,8 +66,8 @@ def load_dataset(source: Path, labels: Sequence[str] | None = None) -> list[Trac
     source = Path(source)
     if source.is_file() and source.suffix.lower() == ".csv":
         tracks = _from_manifest(source)
-    elif source.is_dir() and _is_manifest(source / "MANIFEST.csv"):
-        tracks = _from_manifest(source / "MANIFEST.csv")
+    elif source.is_dir() and _is_manifest(source / MANIFEST_NAME):
+        tracks = _from_manifest(source / MANIFEST_NAME)
     elif source.is_dir():
         tracks = _from_folders(source)
     else:
@@ -238,3 +238,47 @@ def summarise(tracks: Sequence[Track]) -> dict[str, int]:
     for t in tracks:
         counts[t.label] += 1
     return dict(sorted(counts.items()))
+
+
+# ------------------------------------------------------------------------------------ manifests
+
+#: The manifest a data folder may hold; :func:`load_dataset` reads a folder through it.
+MANIFEST_NAME = "MANIFEST.csv"
+#: The columns :func:`write_manifest` writes. :func:`load_dataset` needs ``path`` and ``genre``
+#: and honours ``group``, ``artist`` and ``split``; ``source`` says where a label came from.
+MANIFEST_COLUMNS = ("path", "genre", "group", "artist", "split", "source")
+
+
+@dataclasses.dataclass(frozen=True)
+class ManifestRow:
+    """One line of a manifest: ``path`` is relative to the manifest's folder, or absolute.
+
+    ``group`` ties together examples a split must keep on one side (empty: the track alone);
+    ``artist`` and ``split`` are :class:`Track`'s; ``source`` is free text such as the bot's
+    ``corrected`` / ``confirmed``.
+    """
+
+    path: str
+    genre: str
+    group: str = ""
+    artist: str = ""
+    split: str = ""
+    source: str = ""
+
+    @classmethod
+    def of(cls, track: Track, source: str = "") -> "ManifestRow":
+        """The row that :func:`load_dataset` reads back as ``track`` (absolute path)."""
+        return cls(str(track.path), track.label, track.group, track.artist, track.split, source)
+
+
+def write_manifest(path: Path, rows: Iterable[ManifestRow]) -> int:
+    """Write a manifest CSV that :func:`load_dataset` reads (the one writer of the format).
+
+    Returns the number of rows written.
+    """
+    rows = list(rows)
+    with Path(path).open("w", newline="", encoding="utf-8") as handle:
+        writer = csv.writer(handle)
+        writer.writerow(MANIFEST_COLUMNS)
+        writer.writerows([str(r.path), r.genre, r.group, r.artist, r.split, r.source] for r in rows)
+    return len(rows)

@@ -20,10 +20,11 @@ import dataclasses
 import functools
 import hashlib
 import json
+import os
 import zipfile
 import zlib
 from pathlib import Path
-from typing import Any
+from typing import Any, BinaryIO, Mapping
 
 import numpy as np
 
@@ -113,22 +114,29 @@ MUSICNN_FEATURES = FeatureConfig(
 )
 
 
+def _hz_to_mel(hz: np.ndarray) -> np.ndarray:
+    hz = np.asarray(hz, dtype=np.float64)
+    linear = hz / (200.0 / 3)
+    log_part = 15.0 + np.log(np.maximum(hz, 1e-10) / 1000.0) / (np.log(6.4) / 27.0)
+    return np.where(hz >= 1000.0, log_part, linear)
+
+
+def _mel_to_hz(mel: np.ndarray) -> np.ndarray:
+    linear = (200.0 / 3) * mel
+    log_part = 1000.0 * np.exp((np.log(6.4) / 27.0) * (mel - 15.0))
+    return np.where(mel >= 15.0, log_part, linear)
+
+
+def mel_edges(sample_rate: int, n_mels: int) -> np.ndarray:
+    """The ``n_mels + 2`` Slaney-mel points (Hz) the filters are built on; band ``i`` peaks at ``[i + 1]``."""
+    return _mel_to_hz(np.linspace(_hz_to_mel(0.0), _hz_to_mel(sample_rate / 2.0), n_mels + 2))
+
+
 @functools.lru_cache(maxsize=8)
 def mel_filterbank(sample_rate: int, n_fft: int, n_mels: int) -> np.ndarray:
     """Slaney-style mel filters ``(n_mels, 1 + n_fft // 2)``, equal to ``librosa.filters.mel``'s defaults."""
-    def hz_to_mel(hz: np.ndarray) -> np.ndarray:
-        hz = np.asarray(hz, dtype=np.float64)
-        linear = hz / (200.0 / 3)
-        log_part = 15.0 + np.log(np.maximum(hz, 1e-10) / 1000.0) / (np.log(6.4) / 27.0)
-        return np.where(hz >= 1000.0, log_part, linear)
-
-    def mel_to_hz(mel: np.ndarray) -> np.ndarray:
-        linear = (200.0 / 3) * mel
-        log_part = 1000.0 * np.exp((np.log(6.4) / 27.0) * (mel - 15.0))
-        return np.where(mel >= 15.0, log_part, linear)
-
     fft_freqs = np.fft.rfftfreq(n_fft, 1.0 / sample_rate)
-    mel_f = mel_to_hz(np.linspace(hz_to_mel(0.0), hz_to_mel(sample_rate / 2.0), n_mels + 2))
+    mel_f = mel_edges(sample_rate, n_mels)
     fdiff = np.diff(mel_f)
     ramps = mel_f[:, None] - fft_freqs[None, :]
     lower = -ramps[:-2] / fdiff[:-1, None]
@@ -138,36 +146,45 @@ def mel_filterbank(sample_rate: int, n_fft: int, n_mels: int) -> np.ndarray:
     return weights.astype(np.float32)
 
 
-#: Frames per STFT block: 3 minutes at once peaked at 143 MB of temporaries, in blocks at 29 MB.
+#: Frames per STFT block: 3 minutes at once peaked at 143 MB of temporaries, in blocks at 36 MB.
 STFT_BLOCK = 1024
 
 
-def power_spectrogram(samples: np.ndarray, n_fft: int, hop_length: int) -> np.ndarray:
+def power_spectrogram(samples: np.ndarray, n_fft: int, hop_length: int,
+                      frames: np.ndarray | None = None) -> np.ndarray:
     """|STFT|^2 ``(1 + n_fft // 2, frames)`` with a periodic Hann window and centred, zero-padded frames.
 
     The same numbers as ``librosa.stft`` (librosa >= 0.10 defaults), computed with numpy
     only: librosa's own path initialises numba/LLVM, about 200 MB in every worker process.
+    ``frames`` (indices) computes only those frames, each exactly as in the whole.
     """
     padded = np.pad(samples.astype(np.float32, copy=False), n_fft // 2, mode="constant")
     n_frames = 1 + (padded.size - n_fft) // hop_length
-    frames = np.lib.stride_tricks.sliding_window_view(padded, n_fft)[::hop_length][:n_frames]
+    every = np.lib.stride_tricks.sliding_window_view(padded, n_fft)[::hop_length][:n_frames]
+    index = np.arange(len(every)) if frames is None else np.asarray(frames)
     window = (0.5 - 0.5 * np.cos(2.0 * np.pi * np.arange(n_fft) / n_fft)).astype(np.float32)
-    power = np.empty((1 + n_fft // 2, len(frames)), dtype=np.float32)
-    for start in range(0, len(frames), STFT_BLOCK):  # a long song never holds its whole complex spectrum
-        spectrum = np.fft.rfft(frames[start:start + STFT_BLOCK] * window, axis=1)
+    power = np.empty((1 + n_fft // 2, len(index)), dtype=np.float32)
+    for start in range(0, len(index), STFT_BLOCK):  # a long song never holds its whole complex spectrum
+        spectrum = np.fft.rfft(every[index[start:start + STFT_BLOCK]] * window, axis=1)
         power[:, start:start + STFT_BLOCK] = (spectrum.real ** 2 + spectrum.imag ** 2).T
     return power
 
 
-def log_mel(samples: np.ndarray, config: FeatureConfig) -> np.ndarray:
-    """Log-mel spectrogram, shape ``(channels, n_mels, frames)``, float32, not yet standardised."""
+def log_mel(samples: np.ndarray, config: FeatureConfig, frames: np.ndarray | None = None) -> np.ndarray:
+    """Log-mel spectrogram, shape ``(channels, n_mels, frames)``, float32, not yet standardised.
+
+    ``frames`` (indices of the centred frames, ``1 + len(samples) // hop`` in all) computes
+    only those; delta channels need every frame, so configs with deltas refuse it.
+    """
     if samples.ndim != 1:
         raise ValueError("samples must be mono (1-D)")
+    if frames is not None and config.deltas:
+        raise ValueError("delta channels are computed over every frame; frames= needs deltas=False")
     if samples.size < config.min_samples:
         have = samples.size / config.sample_rate
         raise AudioError(f"clip is {have:.1f} s; I need at least {config.window_seconds:.0f} s")
     power = mel_filterbank(config.sample_rate, config.n_fft, config.n_mels) @ power_spectrogram(
-        samples, config.n_fft, config.hop_length)
+        samples, config.n_fft, config.hop_length, frames)
     if config.log_scale == "db":  # librosa.power_to_db(power, ref=1.0, amin=1e-10, top_db=None)
         mel = (10.0 * np.log10(np.maximum(power, 1e-10))).astype(np.float32)
     else:
@@ -208,6 +225,61 @@ def window_starts(n_frames: int, config: FeatureConfig, hop_frames: int | None =
     return starts
 
 
+def song_window_starts(n_frames: int, config: FeatureConfig, max_windows: int) -> np.ndarray:
+    """Start frames of windows covering a whole song, spread evenly from its first frame to its last.
+
+    A song that ``max_windows`` windows can cover gets just enough to hear every sample (the
+    overlap, or a gap too small to leave audio out, shared evenly); a longer one gets
+    ``max_windows`` windows from the very start to the very end with equal gaps between
+    them. Empty if not one window fits.
+    """
+    if max_windows < 1:
+        raise ValueError(f"max_windows must be at least 1, got {max_windows}")
+    last = n_frames - config.window_frames
+    if last < 0:
+        return np.zeros(0, dtype=np.int64)
+    # Centred frames read n_fft samples each, hop apart: windows up to `reach` frames apart still
+    # hear every sample between them, and a lone window at 0 hears a song of `alone` extra frames.
+    reach = config.window_frames - 1 + config.n_fft // config.hop_length
+    alone = max(0, config.n_fft // (2 * config.hop_length) - 1)
+    n = min(max_windows, 1 + -(-max(0, last - alone) // reach))
+    return np.unique(np.linspace(0, last, n).round().astype(np.int64))
+
+
+def window_spans(starts: np.ndarray, config: FeatureConfig, n_samples: int) -> np.ndarray:
+    """``(n, 2)`` seconds ``[begin, end)`` of the audio each window at ``starts`` is computed from.
+
+    Frames are centred: frame ``i`` reads samples ``i * hop - n_fft / 2`` up to ``+ n_fft / 2``
+    (clipped to the clip), so a window reads a little more than ``window_seconds``.
+    """
+    half = config.n_fft // 2
+    begin = np.maximum(np.asarray(starts) * config.hop_length - half, 0)
+    end = np.minimum((np.asarray(starts) + config.window_frames - 1) * config.hop_length + half, n_samples)
+    return np.stack([begin, end], axis=1) / config.sample_rate
+
+
+def song_features(samples: np.ndarray, config: FeatureConfig, starts: np.ndarray,
+                  overview_frames: int) -> tuple[np.ndarray, np.ndarray, int]:
+    """(model windows at ``starts``, log-mel overview of the whole song, its frame step) for one song.
+
+    The overview (first channel, every ``step``-th frame, at most about ``overview_frames``
+    of them) is for the picture. When the windows leave most of a long song out, only
+    the frames the windows and the overview need are computed, each exactly as in the
+    full spectrogram; otherwise (or with delta channels) the whole spectrogram is.
+    """
+    n_frames = 1 + samples.size // config.hop_length
+    step = max(1, -(-n_frames // overview_frames))
+    in_windows = (np.asarray(starts)[:, None] + np.arange(config.window_frames)).ravel()
+    needed = np.union1d(in_windows, np.arange(0, n_frames, step))
+    if config.deltas or needed.size > 0.8 * n_frames:
+        spectrogram = log_mel(samples, config)
+        return cut_windows(spectrogram, config, starts), spectrogram[0, :, ::step], step
+    spectrogram = log_mel(samples, config, needed)
+    position = np.searchsorted(needed, np.asarray(starts))  # each window's frames are consecutive in `needed`
+    overview = spectrogram[0][:, np.searchsorted(needed, np.arange(0, n_frames, step))]
+    return cut_windows(spectrogram, config, position), overview, step
+
+
 def cut_windows(spectrogram: np.ndarray, config: FeatureConfig, starts: np.ndarray) -> np.ndarray:
     """Windows ``(n, n_mels, window_frames, channels)`` from ``(channels, n_mels, frames)``, standardised."""
     frames = config.window_frames
@@ -236,19 +308,43 @@ def extract_windows(samples: np.ndarray, config: FeatureConfig, *, hop_frames: i
     return cut_windows(spectrogram, config, starts), times.astype(np.float64)
 
 
-def save_windows(path: Path, windows: np.ndarray, config: FeatureConfig) -> None:
-    """Store windows with the config they were made with (the bot's correction format)."""
-    np.savez_compressed(path, windows=windows.astype(np.float32),
-                        feature_config=np.array(json.dumps(config.to_dict())))
+def save_windows(target: str | os.PathLike | BinaryIO, windows: np.ndarray,
+                 config: FeatureConfig | Mapping[str, Any]) -> None:
+    """Write windows with the feature settings they were made with: the one writer of the ``.npz``
+    windows format (the bot's stored predictions and correction exports).
+
+    ``target`` is a path or a binary file object (left open, not synced: a caller that needs the
+    bytes on disk flushes and fsyncs it). ``config`` is a :class:`FeatureConfig` or its ``to_dict()``.
+    """
+    settings = config.to_dict() if isinstance(config, FeatureConfig) else dict(config)
+    if isinstance(target, (str, os.PathLike)):  # numpy would append ".npz" to other names
+        with open(target, "wb") as handle:
+            save_windows(handle, windows, settings)
+        return
+    np.savez_compressed(target, windows=np.asarray(windows).astype(np.float32, copy=False),
+                        feature_config=np.array(json.dumps(settings)))
+
+
+def read_windows(source: str | os.PathLike | BinaryIO) -> tuple[np.ndarray, dict[str, Any]]:
+    """Read a windows file as written by :func:`save_windows`: the one reader of the format.
+
+    Returns ``(windows as float32, feature settings as a dict)``; anything else raises
+    :class:`DatasetError`.
+    """
+    name = source if isinstance(source, (str, os.PathLike)) else getattr(source, "name", "windows")
+    try:
+        with np.load(source, allow_pickle=False) as data:
+            return data["windows"].astype(np.float32), dict(json.loads(str(data["feature_config"])))
+    except (OSError, KeyError, ValueError, TypeError, EOFError, zipfile.BadZipFile, zlib.error) as exc:
+        raise DatasetError(f"{Path(str(name)).name}: not a feature-windows file ({exc})") from exc
 
 
 def load_windows(path: Path, config: FeatureConfig) -> np.ndarray:
     """Load stored windows, refusing ones made with different feature settings."""
+    windows, settings = read_windows(path)
     try:
-        with np.load(path, allow_pickle=False) as data:
-            windows = data["windows"].astype(np.float32)
-            stored = FeatureConfig.from_dict(json.loads(str(data["feature_config"])))
-    except (OSError, KeyError, ValueError, EOFError, zipfile.BadZipFile, zlib.error) as exc:
+        stored = FeatureConfig.from_dict(settings)
+    except (TypeError, ValueError) as exc:
         raise DatasetError(f"{path.name}: not a feature-windows file ({exc})") from exc
     if _unnormalised(stored) != _unnormalised(config):
         raise DatasetError(f"{path.name}: made with other feature settings than this model uses")

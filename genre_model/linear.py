@@ -20,6 +20,14 @@ import numpy as np
 from genre_model.errors import ArtifactError
 
 
+def softmax(logits: np.ndarray, temperature: float = 1.0) -> np.ndarray:
+    """Row-wise softmax of ``logits / temperature``."""
+    z = np.asarray(logits, dtype=np.float64) / temperature
+    z = z - z.max(axis=-1, keepdims=True)
+    e = np.exp(z)
+    return e / e.sum(axis=-1, keepdims=True)
+
+
 @dataclasses.dataclass(frozen=True)
 class Linear:
     """``scores = x @ weights + bias`` for rows ``x`` of ``weights.shape[0]`` features."""

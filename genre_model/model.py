@@ -1,11 +1,11 @@
-"""Keras architectures. Every model is an *embedder* (windows -> vectors) plus a *head*.
+"""Keras architectures. Every model is an *embedder* (windows -> vectors) plus a linear *head*.
 
 * ``cnn``: the original study's custom CNN trained from scratch on 128x128 log-mel
   windows with delta channels: four conv blocks (conv, batch norm, ReLU, max-pool,
-  dropout), global average pooling and a dense layer; the head is one softmax layer.
-* ``musicnn``: the pretrained MSD musicnn network (frozen) whose mean- and max-pooled
-  mid-level features are the embedding; the head is a small regularised classifier
-  trained on track-level (window-averaged) embeddings.
+  dropout), global average pooling and a dense layer; the head is its last dense layer.
+* ``musicnn``: the pretrained MSD musicnn network (frozen) whose pooled mid-level
+  features, penultimate layer and 50 MSD tag probabilities are the embedding; the head is
+  a regularised logistic regression on song-level (window-averaged) embeddings.
 
 Imports Keras: used for training and export only, never on the serving path.
 """
@@ -15,8 +15,11 @@ from __future__ import annotations
 import keras
 from keras import layers
 
+import numpy as np
+
 from genre_model.config import MUSICNN_WEIGHTS
 from genre_model.features import FeatureConfig
+from genre_model.linear import Linear
 
 ARCHS = ("musicnn", "cnn")
 
@@ -40,15 +43,11 @@ def build_cnn(features: FeatureConfig, n_classes: int, *, dropout: float = 0.3,
     return keras.Model(inputs, logits, name="genre_cnn")
 
 
-def split_cnn(model: keras.Model) -> tuple[keras.Model, keras.Model]:
+def split_cnn(model: keras.Model) -> tuple[keras.Model, Linear]:
     """Split a trained :func:`build_cnn` model into (embedder, linear head)."""
     embedder = keras.Model(model.input, model.get_layer("embedding").output, name="cnn_embedder")
-    dense = model.get_layer("logits")
-    head_in = keras.Input(shape=(dense.kernel.shape[0],), name="embedding")
-    head_out = layers.Dense(dense.units, name="logits")(head_in)
-    head = keras.Model(head_in, head_out, name="cnn_head")
-    head.get_layer("logits").set_weights(dense.get_weights())
-    return embedder, head
+    kernel, bias = model.get_layer("logits").get_weights()
+    return embedder, Linear(np.asarray(kernel, np.float64), np.asarray(bias, np.float64))
 
 
 @keras.saving.register_keras_serializable(package="genre_model")
@@ -59,10 +58,17 @@ class SignedSqrt(layers.Layer):
         return keras.ops.sign(x) * keras.ops.sqrt(keras.ops.abs(x))
 
 
-def build_musicnn_embedder(features: FeatureConfig, pooling: str = "mean_max", transform: str = "none") -> keras.Model:
-    """Frozen MSD musicnn: windows ``(96, 187, 1)`` -> pooled mid-level features.
+#: musicnn outputs that can make up the embedding, by their short names.
+MUSICNN_PARTS = {"mean": "mean_pool", "max": "max_pool", "penultimate": "penultimate"}
 
-    ``transform="sqrt"`` applies a signed square root per window (before the mean over windows).
+
+def build_musicnn_embedder(features: FeatureConfig, pooling: str = "mean_max_penultimate",
+                           transform: str = "sqrt", tags: bool = True) -> keras.Model:
+    """Frozen MSD musicnn: windows ``(96, 187, 1)`` -> one embedding per window.
+
+    ``pooling`` names the musicnn outputs joined by ``_`` (of :data:`MUSICNN_PARTS`);
+    ``transform="sqrt"`` applies a signed square root to them (before any mean over windows);
+    ``tags=True`` appends the 50 MSD tag probabilities as the last columns, untransformed.
     """
     from genre_model.musicnn import build_msd_musicnn, load_msd_musicnn_weights
 
@@ -73,36 +79,15 @@ def build_musicnn_embedder(features: FeatureConfig, pooling: str = "mean_max", t
     x = layers.Reshape(features.input_shape[:2], name="squeeze_channel")(inputs)
     x = layers.Permute((2, 1), name="time_major")(x)  # musicnn wants (frames, mels)
     outputs = backbone(x)  # a dict: taggram, penultimate, mean_pool, max_pool
-    names = {"mean": "mean_pool", "max": "max_pool", "penultimate": "penultimate"}
     try:
-        chosen = [outputs[names[p]] for p in pooling.split("_")]
+        chosen = [outputs[MUSICNN_PARTS[p]] for p in pooling.split("_")]
     except KeyError as exc:
-        raise ValueError(f"unknown pooling {pooling!r}; use parts of {sorted(names)} joined by '_'") from exc
-    embedding = chosen[0] if len(chosen) == 1 else layers.Concatenate(name="embedding")(chosen)
+        raise ValueError(f"unknown pooling {pooling!r}; use parts of {sorted(MUSICNN_PARTS)} joined by '_'") from exc
+    embedding = chosen[0] if len(chosen) == 1 else layers.Concatenate(name="features")(chosen)
     if transform == "sqrt":
         embedding = SignedSqrt(name="signed_sqrt")(embedding)
     elif transform != "none":
         raise ValueError(f"unknown embedding transform {transform!r}; use 'none' or 'sqrt'")
+    if tags:
+        embedding = layers.Concatenate(name="embedding")([embedding, outputs["taggram"]])
     return keras.Model(inputs, embedding, name="musicnn_embedder")
-
-
-def build_head(embedding_dim: int, n_classes: int, *, mean, variance, hidden: int = 0,
-               dropout: float = 0.5, l2: float = 1e-3, name: str = "head") -> keras.Model:
-    """Classifier on embeddings: standardise, dropout, optional hidden layer, linear logits."""
-    inputs = keras.Input(shape=(embedding_dim,), name="embedding")
-    x = layers.Normalization(mean=mean, variance=variance, name="standardise")(inputs)
-    x = layers.Dropout(dropout, name="drop_in")(x)
-    if hidden:
-        x = layers.Dense(hidden, activation="relu", kernel_regularizer=keras.regularizers.l2(l2), name="hidden")(x)
-        x = layers.Dropout(dropout, name="drop_hidden")(x)
-    logits = layers.Dense(n_classes, kernel_regularizer=keras.regularizers.l2(l2), name="logits")(x)
-    return keras.Model(inputs, logits, name=name)
-
-
-def average_heads(heads: list[keras.Model], embedding_dim: int) -> keras.Model:
-    """One deployable head whose logits are the mean of several trained heads' logits."""
-    if len(heads) == 1:
-        return heads[0]
-    inputs = keras.Input(shape=(embedding_dim,), name="embedding")
-    logits = layers.Average(name="logits")([h(inputs) for h in heads])
-    return keras.Model(inputs, logits, name="head")

@@ -16,19 +16,26 @@ from typing import Any
 
 import numpy as np
 
-from genre_model.artifact import ModelInfo, load_info
+from genre_model.artifact import ModelInfo, load_detector, load_head, load_info
 from genre_model.audio import Decoding
-from genre_model.config import DEFAULT_MODEL_DIR, MAX_AUDIO_SECONDS, MAX_WINDOWS, TOP_K, WINDOWS_EXTENSION
+from genre_model.config import (
+    DEFAULT_MODEL_DIR, MAX_AUDIO_SECONDS, MAX_WINDOWS, TOP_K, WINDOWS_EXTENSION, coverage, display_name,
+)
 from genre_model.errors import ArtifactError
-from genre_model.features import cut_windows, load_windows, log_mel, window_starts
+from genre_model.linear import softmax
+from genre_model.features import load_windows, song_features, song_window_starts, window_spans
 from genre_model.nativelog import native_stderr_to_log
 
 log = logging.getLogger(__name__)
 
+#: The picture's spectrogram keeps at most about this many frames of a song (the image
+#: max-pools ~4 per pixel column); a long song's other frames are never computed.
+OVERVIEW_FRAMES = 3000
+
 
 @dataclasses.dataclass(frozen=True)
 class Segment:
-    """One window of the timeline and its most likely genre."""
+    """A stretch of the song and its most likely genre: one analysed window, or a drawn segment."""
 
     start_s: float
     end_s: float
@@ -36,58 +43,156 @@ class Segment:
     p: float
 
 
+#: Runners-up within this much probability of the top genre make a "could be X or Y" call.
+CLOSE_CALL = 0.15
+#: How many of musicnn's MSD tags a prediction reports (strongest first).
+TOP_TAGS = 3
+
+
+def covered_seconds(timeline: list[Segment], duration_s: float) -> float:
+    """Seconds of ``[0, duration_s]`` inside at least one window of ``timeline`` (overlaps counted once)."""
+    total, reached = 0.0, 0.0
+    for seg in sorted(timeline, key=lambda s: s.start_s):
+        start, end = max(seg.start_s, reached), min(seg.end_s, duration_s)
+        if end > start:
+            total += end - start
+        reached = max(reached, end)
+    return total
+
+
+def timeline_segments(timeline: list[Segment], duration_s: float) -> list[Segment]:
+    """Gap-free segments tiling ``[0, duration_s]``: each instant goes to the window whose centre is nearest.
+
+    Between two neighbouring windows the border is halfway between their centres (the middle
+    of a gap, or of an overlap); runs of one genre are merged, with the mean of their ``p``.
+    """
+    windows = sorted(timeline, key=lambda s: s.start_s)
+    if not windows:
+        return []
+    centres = [(w.start_s + w.end_s) / 2 for w in windows]
+    borders = [0.0] + [round(min(max((a + b) / 2, 0.0), duration_s), 3) for a, b in zip(centres, centres[1:])]
+    borders.append(round(duration_s, 3))
+    merged: list[tuple[float, float, str, list[float]]] = []
+    for w, start, end in zip(windows, borders, borders[1:]):
+        if merged and merged[-1][2] == w.genre:
+            merged[-1] = (merged[-1][0], end, w.genre, merged[-1][3] + [w.p])
+        else:
+            merged.append((start, end, w.genre, [w.p]))
+    return [Segment(start, end, genre, round(float(np.mean(ps)), 4))
+            for start, end, genre, ps in merged if end > start]
+
+
 @dataclasses.dataclass
 class Prediction:
-    """A whole-song prediction plus what the bot stores and draws."""
+    """A whole-song prediction plus what the bot stores and draws.
 
-    genre: str
+    ``sound`` is "music", or what the song sounds like instead ("speech", "tone", "noise");
+    then ``genre`` is None and the genre probabilities are only what the head would say.
+    """
+
+    genre: str | None
     probabilities: dict[str, float]
+    #: The analysed windows, in time order.
     timeline: list[Segment]
+    #: Seconds decoded (at most the ``max_seconds`` asked for).
     duration_s: float
+    #: Seconds of the decoded audio inside at least one analysed window.
+    analysed_s: float
     model_version: str
     #: The model-input windows (kept by the bot for retraining; never the raw audio).
     windows: np.ndarray = dataclasses.field(repr=False)
-    #: Log-mel spectrogram ``(n_mels, frames)`` of the analysed audio, for the image.
+    #: Log-mel spectrogram ``(n_mels, frames)`` of the decoded audio, for the image (a long
+    #: song's keeps every few frames: ``seconds_per_frame`` apart).
     spectrogram: np.ndarray = dataclasses.field(repr=False)
     seconds_per_frame: float = 0.0
+    #: Sample rate of the analysed audio (puts the spectrogram's mel bands on a frequency axis).
+    sample_rate: int = 16000
+    sound: str = "music"
+    #: The strongest MSD tags of the song (musicnn's 50 tags; not genres), strongest first.
+    tags: list[tuple[str, float]] = dataclasses.field(default_factory=list)
+
+    @property
+    def music(self) -> bool:
+        return self.sound == "music"
 
     @property
     def confidence(self) -> float:
-        return self.probabilities[self.genre]
+        return self.probabilities[self.genre] if self.genre else 0.0
+
+    @property
+    def n_windows(self) -> int:
+        """How many windows were analysed."""
+        return len(self.timeline)
+
+    @property
+    def segments(self) -> list[Segment]:
+        """The timeline as drawn: gap-free, every instant of the decoded audio attributed to a window."""
+        return timeline_segments(self.timeline, self.duration_s)
 
     def top_k(self, k: int = TOP_K) -> list[tuple[str, float]]:
         """The ``k`` most likely genres, most likely first."""
         return sorted(self.probabilities.items(), key=lambda kv: -kv[1])[:k]
+
+    def close_call(self) -> list[str]:
+        """The top genre and the runners-up within :data:`CLOSE_CALL` of it, when there are any."""
+        return close_genres(self.probabilities) if self.music else []
+
+    def verdict(self) -> str:
+        """The answer in words: "reggae", "could be reggae or hip-hop", "speech, not music"."""
+        return verdict(self.genre, self.probabilities, self.sound)
 
     def probabilities_array(self, labels: tuple[str, ...]) -> np.ndarray:
         """Probabilities as a vector in ``labels`` order."""
         return np.array([self.probabilities[label] for label in labels])
 
     def image(self, labels: tuple[str, ...], name: str = "") -> bytes:
-        """PNG: the analysed spectrogram with the per-window genre timeline under it."""
+        """PNG: the spectrogram with the genre timeline under it (analysed windows marked)."""
         from genre_model.plots import prediction_image
 
-        ranked = "  ".join(f"{g} {p:.0%}" for g, p in self.top_k())
-        title = f"{name + ': ' if name else ''}{ranked}"
-        segments = [(s.start_s, s.end_s, s.genre, s.p) for s in self.timeline]
-        return prediction_image(self.spectrogram, self.seconds_per_frame, segments, labels, title)
+        if self.music:
+            title = "  ".join(f"{display_name(g)} {p:.0%}" for g, p in self.top_k())
+            if self.tags:
+                title += "   tags: " + ", ".join(t for t, _ in self.tags)
+        else:
+            title = verdict(self.genre, self.probabilities, self.sound).capitalize()
+        return prediction_image(
+            self.spectrogram, self.seconds_per_frame, self.sample_rate,
+            segments=[(s.start_s, s.end_s, s.genre) for s in self.segments] if self.music else [],
+            windows=[(s.start_s, s.end_s) for s in self.timeline],
+            labels=labels, title=title, name=name,
+            caption=f"analysed {coverage(self.analysed_s, self.duration_s, self.n_windows)}")
 
     def to_json(self, file: str) -> dict[str, Any]:
         """The ``genre-model predict --json`` record."""
         return {
-            "file": file, "genre": self.genre,
+            "file": file, "music": self.music, "sound": self.sound, "genre": self.genre,
+            "close_call": self.close_call(),
             "probabilities": {k: round(v, 6) for k, v in self.probabilities.items()},
+            "tags": [{"tag": t, "p": round(p, 4)} for t, p in self.tags],
             "timeline": [dataclasses.asdict(s) for s in self.timeline],
-            "duration_s": round(self.duration_s, 3), "model_version": self.model_version,
+            "segments": [dataclasses.asdict(s) for s in self.segments],
+            "duration_s": round(self.duration_s, 3), "analysed_s": round(self.analysed_s, 3),
+            "n_windows": self.n_windows, "model_version": self.model_version,
         }
 
 
-def softmax(logits: np.ndarray, temperature: float = 1.0) -> np.ndarray:
-    """Row-wise softmax of ``logits / temperature``."""
-    z = np.asarray(logits, dtype=np.float64) / temperature
-    z = z - z.max(axis=-1, keepdims=True)
-    e = np.exp(z)
-    return e / e.sum(axis=-1, keepdims=True)
+def close_genres(probabilities: dict[str, float], margin: float = CLOSE_CALL) -> list[str]:
+    """The top genre plus every runner-up within ``margin`` of it; empty when the top one stands alone."""
+    ranked = sorted(probabilities.items(), key=lambda kv: -kv[1])
+    close = [g for g, p in ranked if ranked[0][1] - p < margin]
+    return close if len(close) > 1 else []
+
+
+def verdict(genre: str | None, probabilities: dict[str, float], sound: str = "music") -> str:
+    """What the model thinks, in words a channel reads: a genre, a close call, or "not music"."""
+    if sound != "music" or genre is None:
+        kind = {"tone": "a tone or beeps", "noise": "noise"}.get(sound, sound)
+        return f"this sounds like {kind}, not music"
+    close = close_genres(probabilities)
+    if close:
+        names = [display_name(g) for g in close[:3]]
+        return f"could be {', '.join(names[:-1])} or {names[-1]}"
+    return display_name(genre)
 
 
 class _Runner:
@@ -107,8 +212,8 @@ class _Runner:
         signatures = self._interp.get_signature_list()
         if len(signatures) == 1:  # Keras exports name their outputs output_0, output_1, ... in this map
             (signature,) = signatures.values()
-            self._outputs = {name: by_index[self._interp.get_signature_runner().get_output_details()[name]["index"]]
-                             for name in signature["outputs"]}
+            details = self._interp.get_signature_runner().get_output_details()
+            self._outputs = {name: by_index[details[name]["index"]] for name in signature["outputs"]}
         else:
             self._outputs = {d["name"]: d for d in by_index.values()}
         self._batch = int(self._input["shape"][0])
@@ -119,7 +224,7 @@ class _Runner:
 
     @property
     def output_shapes(self) -> dict[str, tuple[int, ...]]:
-        """Each output's shape without the batch dimension."""
+        """Each output's shape without the batch dimension, by name."""
         return {name: tuple(int(x) for x in d["shape"][1:]) for name, d in self._outputs.items()}
 
     def __call__(self, batch: np.ndarray) -> dict[str, np.ndarray]:
@@ -139,36 +244,33 @@ class Classifier:
 
     def __init__(self, model_dir: Path | str = DEFAULT_MODEL_DIR, *, num_threads: int | None = None,
                  lazy: bool = False) -> None:
-        """Read and check the model's metadata, then load it into LiteRT (with ``lazy=True``: at the
-        first prediction, while ffmpeg decodes that song)."""
+        """Read and check the model's metadata and head, then load the embedder into LiteRT (with
+        ``lazy=True``: at the first prediction, while ffmpeg decodes that song)."""
         self.info: ModelInfo = load_info(Path(model_dir))
         self._threads = num_threads or min(2, os.cpu_count() or 1)
+        self._head = load_head(self.info)
+        self._detector = load_detector(self.info)
         self._embedder: _Runner | None = None
-        self._head: _Runner | None = None
         self._embedding = ""
         if not lazy:
             self.load()
 
     def load(self) -> None:
-        """Load both networks into LiteRT and check them against the metadata (once)."""
-        if self._head is not None:
+        """Load the embedder into LiteRT and check it against the metadata and the head (once)."""
+        if self._embedder is not None:
             return
         embedder = _Runner(self.info.path("embedder.tflite"), self._threads)
-        head = _Runner(self.info.path("head.tflite"), self._threads)
         where = self.info.directory
         if embedder.input_shape != self.info.features.input_shape:
             raise ArtifactError(f"{where}: embedder input {embedder.input_shape} does not match "
                                 f"the feature config {self.info.features.input_shape}")
-        shapes = list(head.output_shapes.values())
-        if shapes != [(len(self.info.labels),)]:
-            raise ArtifactError(f"{where}: head has {shapes[0][-1] if len(shapes) == 1 else shapes} outputs for "
-                                f"{len(self.info.labels)} labels")
-        # The embedding is the embedder output the head takes; other outputs (tags, ...) may sit beside it.
-        matching = [name for name, shape in embedder.output_shapes.items() if shape == head.input_shape]
+        # The embedding is the output the head takes (looked up by width; others may sit beside it).
+        matching = [name for name, shape in embedder.output_shapes.items() if shape == (self._head.n_features,)]
         if not matching:
-            raise ArtifactError(f"{where}: no embedder output has the head's input shape {head.input_shape}")
+            raise ArtifactError(f"{where}: embedder gives {list(embedder.output_shapes.values())} features, "
+                                f"the head takes {self._head.n_features}")
         self._embedding = next((n for n in matching if "embed" in n), matching[0])
-        self._embedder, self._head = embedder, head
+        self._embedder = embedder
 
     @property
     def labels(self) -> tuple[str, ...]:
@@ -190,17 +292,35 @@ class Classifier:
 
     def logits(self, embeddings: np.ndarray) -> np.ndarray:
         """Uncalibrated head logits of embeddings ``(m, d)``."""
-        self.load()
-        assert self._head is not None
-        (logits,) = self._head(embeddings).values()
-        return logits
+        return self._head(embeddings)
 
-    def probabilities(self, windows: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """(track probabilities ``(labels,)``, per-window probabilities ``(n, labels)``)."""
-        emb = self.embed(windows)
-        logits = self.logits(np.concatenate([emb.mean(axis=0, keepdims=True), emb]))
+    def song_probabilities(self, embeddings: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Window embeddings ``(n, d)`` -> (song probabilities ``(labels,)``, per-window ``(n, labels)``).
+
+        The one place a song's genre is decided: the calibrated head on the mean embedding.
+        """
+        logits = self.logits(np.concatenate([embeddings.mean(axis=0, keepdims=True), embeddings]))
         probs = softmax(logits, self.info.temperature)
         return probs[0], probs[1:]
+
+    def probabilities(self, windows: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """(track probabilities ``(labels,)``, per-window probabilities ``(n, labels)``) of model-input windows."""
+        return self.song_probabilities(self.embed(windows))
+
+    def sound(self, embeddings: np.ndarray) -> str:
+        """"music", or what the song sounds like instead (a model without a detector always says music)."""
+        if self._detector is None:
+            return "music"
+        return self._detector.judge(embeddings.mean(axis=0))[0]
+
+    def tags(self, embeddings: np.ndarray, k: int = TOP_TAGS) -> list[tuple[str, float]]:
+        """The ``k`` strongest tags of the song (mean over windows), strongest first; [] without tags."""
+        names = self.info.tags
+        if not names:
+            return []
+        scores = embeddings[:, -len(names):].mean(axis=0)
+        order = np.argsort(-scores)[:k]
+        return [(names[i], round(float(scores[i]), 4)) for i in order]
 
     def file_probabilities(self, path: str | os.PathLike) -> np.ndarray:
         """Track probabilities (labels order) of an audio file or of stored ``.npz`` windows."""
@@ -216,22 +336,26 @@ class Classifier:
         with Decoding(source, cfg.sample_rate, max_seconds=max_seconds) as decoding:
             self.load()  # a lazy classifier loads while ffmpeg decodes
             samples = decoding.samples(min_seconds=cfg.min_samples / cfg.sample_rate)
-        spectrogram = log_mel(samples, cfg)
-        starts = window_starts(spectrogram.shape[-1], cfg, max_windows=max_windows)
-        windows = cut_windows(spectrogram, cfg, starts)
-        track, per_window = self.probabilities(windows)
-        seconds_per_frame = cfg.hop_length / cfg.sample_rate
+        starts = song_window_starts(1 + samples.size // cfg.hop_length, cfg, max_windows)
+        windows, overview, step = song_features(samples, cfg, starts, OVERVIEW_FRAMES)
+        embeddings = self.embed(windows)
+        track, per_window = self.song_probabilities(embeddings)
+        sound = self.sound(embeddings)
+        duration = samples.size / cfg.sample_rate
         timeline = [
-            Segment(round(float(s * seconds_per_frame), 3), round(float((s + cfg.window_frames) * seconds_per_frame), 3),
-                    self.labels[int(p.argmax())], round(float(p.max()), 4))
-            for s, p in zip(starts, per_window)
+            Segment(round(float(begin), 3), round(float(end), 3), self.labels[int(p.argmax())],
+                    round(float(p.max()), 4))
+            for (begin, end), p in zip(window_spans(starts, cfg, samples.size), per_window)
         ]
         probabilities = {label: float(p) for label, p in zip(self.labels, track)}
         return Prediction(
-            genre=self.labels[int(track.argmax())], probabilities=probabilities, timeline=timeline,
-            duration_s=samples.size / cfg.sample_rate, model_version=self.version, windows=windows,
-            spectrogram=spectrogram[0], seconds_per_frame=seconds_per_frame,
+            genre=self.labels[int(track.argmax())] if sound == "music" else None, probabilities=probabilities,
+            timeline=timeline, duration_s=duration, analysed_s=covered_seconds(timeline, duration),
+            model_version=self.version, windows=windows, spectrogram=overview,
+            seconds_per_frame=step * cfg.hop_length / cfg.sample_rate, sample_rate=cfg.sample_rate,
+            sound=sound, tags=self.tags(embeddings),
         )
 
 
-__all__ = ["Classifier", "Prediction", "Segment", "softmax"]
+__all__ = ["Classifier", "Prediction", "Segment", "close_genres", "covered_seconds", "softmax", "timeline_segments",
+           "verdict"]

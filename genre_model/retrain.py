@@ -1,18 +1,29 @@
-"""Retraining, run as its own process: ``python -m genre_model.retrain ...``.
+"""Retraining and the promotion rule, run as its own process: ``python -m genre_model.retrain ...``.
 
-It trains a candidate on the base data plus the exported corrections, scores the
-candidate and the live model on one fixed held-out set through the serving path
-(LiteRT), and says whether the candidate may be promoted: only if it is not worse
-on accuracy and on balanced accuracy. Progress and the verdict are JSON lines on
-stdout, so the bot can relay them without sharing memory with TensorFlow.
-The bot never imports TensorFlow: it starts this module with :func:`command`.
+It trains a candidate on the base data plus the exported corrections and scores it,
+through the serving path (LiteRT), on one fixed held-out set of songs by artists (and
+uploaders) it never heard:
+
+* the base data's part is a fixed split **by artist** where the data names artists (by
+  track group otherwise), stratified by genre, the same on every retrain;
+* corrections are grouped by uploader and file hash (the export's ``group``); a group
+  is held out when a stable hash of its name says so, so a candidate cannot win by
+  memorising one member's uploads.
+
+The candidate is promoted only if it is not worse on accuracy and on balanced accuracy
+than the *reference*: the live model when it was trained with this same held-out set
+kept out (its metadata records the set's fingerprint), otherwise (e.g. the shipped model,
+which heard all the base data) the live recipe trained on the same base part without the
+corrections, so a leaky live model cannot block every candidate. Progress and the verdict
+are JSON lines on stdout, so the bot can relay them without sharing memory with
+TensorFlow; the bot never imports TensorFlow and starts this module with :func:`command`.
 """
 
 from __future__ import annotations
 
 import argparse
 import dataclasses
-import csv
+import hashlib
 import json
 import sys
 import tempfile
@@ -25,6 +36,7 @@ from genre_model.errors import GenreModelError
 #: The held-out part of the base data is the same split on every retrain.
 HOLDOUT_SEED = 20261125
 HOLDOUT_FRACTION = 0.2
+HOLDOUT_SCORES = ("n_tracks", "accuracy", "balanced_accuracy", "macro_f1", "ece")
 
 
 def command(*, base: Path, corrections: Path | None, holdout: Path | None, live: Path, out: Path, cache: Path,
@@ -56,50 +68,82 @@ def not_worse(candidate: dict[str, Any], live: dict[str, Any]) -> tuple[bool, st
 
 def same_recipe(saved: dict[str, Any], *, arch: str, epochs: int, cache_dir: Path | None):
     """The live model's training options (as recorded in its metadata), with a new cache and epoch cap."""
-    from genre_model.train import TrainOptions
+    from genre_model.recipe import TrainOptions
 
     known = {f.name for f in dataclasses.fields(TrainOptions)} - {"cache_dir", "epochs"}
     options = TrainOptions(**{k: v for k, v in saved.items() if k in known})
-    return dataclasses.replace(options, arch=arch, epochs=epochs, cache_dir=cache_dir)
+    return dataclasses.replace(options, arch=arch, epochs=epochs or options.epochs, cache_dir=cache_dir)
+
+
+def _stable_share(group: str, fraction: float) -> bool:
+    """True for about ``fraction`` of group names, always the same ones (no seed, no state)."""
+    return int(hashlib.sha256(group.encode()).hexdigest()[:8], 16) / 0x100000000 < fraction
+
+
+def holdout_split(base: Sequence[Any], corrections: Sequence[Any] = ()) -> tuple[list[Any], list[Any]]:
+    """(tracks a candidate may learn from, the fixed held-out tracks); see the module docstring."""
+    from genre_model.dataset import has_artists, regroup, split_tracks
+
+    grouped = regroup(base, "artist" if has_artists(base) else "track")
+    learn, held = split_tracks(grouped, HOLDOUT_FRACTION, HOLDOUT_SEED)
+    for track in corrections:
+        (held if _stable_share(track.group, HOLDOUT_FRACTION) else learn).append(track)
+    return learn, held
+
+
+def fingerprint(tracks: Sequence[Any]) -> str:
+    """Identifies a held-out set (its files' contents), recorded in every candidate's metadata."""
+    from genre_model.artifact import sha256
+
+    return hashlib.sha256("\n".join(sorted(sha256(t.path) for t in tracks)).encode()).hexdigest()[:16]
 
 
 def run(args: argparse.Namespace) -> int:
-    from genre_model.artifact import load_info
-    from genre_model.dataset import load_dataset, split_tracks
+    from genre_model.artifact import load_info, update_training
+    from genre_model.dataset import ManifestRow, load_dataset, write_manifest
     from genre_model.evaluate import report, score_tracks
     from genre_model.predict import Classifier
     from genre_model.train import train as train_model
 
     live_info = load_info(args.live)
     base = load_dataset(args.base, live_info.labels)
+    corrections = load_dataset(args.corrections, live_info.labels) if args.corrections else []
     if args.holdout:
-        holdout, rest = load_dataset(args.holdout, live_info.labels), base
+        learn, holdout = list(base) + list(corrections), load_dataset(args.holdout, live_info.labels)
     else:
-        rest, holdout = split_tracks(base, HOLDOUT_FRACTION, HOLDOUT_SEED)
+        learn, holdout = holdout_split(base, corrections)
+    mark = fingerprint(holdout)
+    opts = same_recipe(live_info.training.get("options", {}), arch=live_info.arch, epochs=args.epochs,
+                       cache_dir=args.cache)
+    learn_corrections = [t for t in learn if t.is_windows]
+    emit("progress", message=f"training a {live_info.arch} candidate on {len(learn) - len(learn_corrections)} base "
+                             f"tracks + {len(learn_corrections)} corrections; {len(holdout)} held out")
     with tempfile.TemporaryDirectory(prefix="genrebot-retrain-") as tmp:
-        manifest = Path(tmp) / "train.csv"  # the base tracks the candidate may learn from
-        with manifest.open("w", newline="") as handle:
-            writer = csv.writer(handle)
-            writer.writerow(["path", "genre", "group"])
-            writer.writerows([str(t.path), t.label, t.group] for t in rest)
-        sources = [manifest]
-        if args.corrections and any(args.corrections.rglob("*.npz")):
-            sources.append(args.corrections)
-        emit("progress", message=f"training a {live_info.arch} candidate on {len(rest)} base tracks"
-                                 f"{' + corrections' if len(sources) > 1 else ''}; {len(holdout)} held out")
-        opts = same_recipe(live_info.training.get("options", {}), arch=live_info.arch, epochs=args.epochs,
-                           cache_dir=args.cache)
-        candidate_info = train_model(sources, args.out, opts, log=lambda m: emit("progress", message=m), verbose=0)
-    emit("progress", message="scoring candidate and live model on the held-out set")
-    scores = {}
-    for name, model_dir in (("candidate", args.out), ("live", args.live)):
-        clf = Classifier(model_dir)
-        results, _ = score_tracks(holdout, clf.labels, lambda t: clf.file_probabilities(t.path))
-        rep = report(results, clf.labels)
-        scores[name] = {k: rep[k] for k in ("n_tracks", "accuracy", "balanced_accuracy", "macro_f1", "ece")}
-    promote, reason = not_worse(scores["candidate"], scores["live"])
-    emit("result", promote=promote, reason=reason, version=candidate_info.version, path=str(args.out),
-         candidate=scores["candidate"], live=scores["live"])
+        def fit(tracks: Sequence[Any], out: Path) -> Any:
+            manifest = Path(tmp) / f"{out.name}.csv"
+            write_manifest(manifest, [ManifestRow.of(t) for t in tracks])
+            info = train_model([manifest], out, opts, log=lambda m: emit("progress", message=m), verbose=0)
+            update_training(out, holdout_fingerprint=mark)
+            return info
+
+        candidate_info = fit(learn, args.out)
+        reference, reference_name = args.live, "live"
+        if live_info.training.get("holdout_fingerprint") != mark:
+            emit("progress", message="the live model heard some held-out songs: training a reference without "
+                                     "the corrections to compare with")
+            reference, reference_name = Path(tmp) / "reference", "reference"
+            fit([t for t in learn if not t.is_windows], reference)
+        emit("progress", message=f"scoring candidate and {reference_name} model on {len(holdout)} held-out songs")
+        scores = {}
+        for name, model_dir in (("candidate", args.out), (reference_name, reference)):
+            clf = Classifier(model_dir)
+            results, _ = score_tracks(holdout, clf.labels, lambda t: clf.file_probabilities(t.path))
+            rep = report(results, clf.labels)
+            scores[name] = {k: rep[k] for k in HOLDOUT_SCORES}
+    promote, reason = not_worse(scores["candidate"], scores[reference_name])
+    emit("result", promote=promote, reason=f"{reason} ({reference_name}, {len(holdout)} held-out songs)",
+         version=candidate_info.version, path=str(args.out), candidate=scores["candidate"],
+         live=scores[reference_name], reference=reference_name)
     return 0
 
 

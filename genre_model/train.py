@@ -1,19 +1,23 @@
-"""Training: data folders -> a calibrated model artifact, and grouped cross-validation.
+"""Training: data folders -> a calibrated model artifact, and cross-validation by artist.
 
-The recipe, for either architecture:
+The recipe:
 
 1. read the tracks (genre folders or a manifest; exported corrections are ``.npz``
-   windows) and split them **by group** (a track plus its known near-duplicates) into
-   train and validation, stratified by genre;
-2. ``musicnn``: embed every window with the frozen pretrained network (cached on disk),
-   then train a small head on *bags*, the mean embedding of a random run of 1..n
-   consecutive windows of one track, sampled class-balanced, with mixup;
-   ``cnn``: train the custom CNN end to end on windows, class-balanced, with
-   SpecAugment-style masking, gain jitter and mixup;
-3. early stopping on validation loss with the best weights restored;
-4. temperature scaling fitted on validation *tracks* so the reported probabilities
-   are calibrated;
-5. export embedder + head (Keras and LiteRT) with metadata and training curves.
+   windows); where the data names artists, every split keeps an artist on one side;
+2. ``musicnn`` (the default): embed every window with the frozen pretrained network
+   (pooled mid-level features, penultimate layer and MSD tags; cached on disk); a song is
+   the mean of its windows' embeddings; the head is a strongly regularised logistic
+   regression on songs, with every genre weighing the same (optionally every artist of a
+   genre too), chosen on folds grouped by artist (see the README);
+   ``cnn`` (the original study): train the custom CNN end to end on windows,
+   class-balanced, with SpecAugment-style masking, gain jitter and mixup, early stopping on
+   a validation split;
+3. temperature scaling for calibrated probabilities, fitted on predictions for artists the
+   model had not seen (musicnn: out-of-fold predictions of folds grouped by artist;
+   cnn: the validation split);
+4. a sound detector (music / speech / tone / noise) on the same embedding, trained on the
+   training songs against generated non-music (:mod:`genre_model.nonmusic`);
+5. export: embedder (Keras and LiteRT), linear head, detector, metadata, training curves.
 """
 
 from __future__ import annotations
@@ -32,13 +36,17 @@ import numpy as np
 
 from genre_model.artifact import ModelInfo, save_artifact
 from genre_model.audio import load_audio
-from genre_model.config import GENRES, MAX_AUDIO_SECONDS
-from genre_model.dataset import Track, group_folds, has_artists, load_dataset, regroup, split_tracks, summarise
+from genre_model.config import GENRES
+from genre_model.dataset import (
+    Track, group_folds, has_artists, load_dataset, regroup, split_tracks, summarise,
+)
+from genre_model.detector import SoundDetector, fit_detector
 from genre_model.errors import AudioError, DatasetError, TrainingUnavailable
 from genre_model.evaluate import TrackResult, fit_temperature, metrics, report
-from genre_model.nativelog import native_stderr_to_log
 from genre_model.features import CNN_FEATURES, MUSICNN_FEATURES, FeatureConfig, extract_windows, load_windows
-from genre_model.predict import softmax
+from genre_model.linear import Linear, softmax
+from genre_model.nativelog import native_stderr_to_log
+from genre_model.recipe import WEIGHTINGS, TrainOptions
 
 Progress = Callable[[str], None]
 
@@ -47,55 +55,25 @@ TRAIN_EXTRA = "pip install 'genrebot[train]'"
 
 
 def import_keras() -> Any:
-    """Keras (with TensorFlow under it), or :class:`TrainingUnavailable` saying how to install them.
+    """Keras (with TensorFlow under it), or :class:`TrainingUnavailable` saying how to install the
+    training extra (TensorFlow, Keras, scikit-learn).
 
     TensorFlow's C++ INFO and WARNING lines stay off the terminal unless ``TF_CPP_MIN_LOG_LEVEL``
     says otherwise; what it prints while it loads goes to the DEBUG log.
     """
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     try:
+        import sklearn  # noqa: F401
+
         with native_stderr_to_log("TensorFlow", logging.getLogger(__name__)):  # its start-up lines
             import keras
             import tensorflow as tf
 
             tf.config.list_physical_devices()  # looks for GPUs now ("failed call to cuInit" on a CPU machine)
     except ImportError as exc:
-        raise TrainingUnavailable(f"training needs TensorFlow and Keras, which are not installed; "
+        raise TrainingUnavailable(f"training needs TensorFlow, Keras and scikit-learn, which are not installed; "
                                   f"get them with: {TRAIN_EXTRA}") from exc
     return keras
-
-
-@dataclasses.dataclass
-class TrainOptions:
-    """Hyper-parameters; every one is a ``genre-model train`` flag."""
-
-    arch: str = "musicnn"
-    epochs: int = 0  # 0 = the architecture's default
-    batch_size: int = 64
-    learning_rate: float = 0.0  # 0 = the architecture's default
-    val_fraction: float = 0.2
-    seed: int = 1234
-    patience: int = 0  # 0 = the architecture's default
-    dropout: float = 0.5
-    l2: float = 1e-3
-    hidden: int = 0
-    mixup: float = 0.2
-    pooling: str = "mean_max"
-    transform: str = "sqrt"  # per-window embedding transform: "none" or "sqrt" (signed square root)
-    ensemble: int = 5  # musicnn: average the logits of this many heads trained with different seeds
-    max_seconds: float = MAX_AUDIO_SECONDS
-    cache_dir: Path | None = None
-
-    def resolved(self) -> "TrainOptions":
-        """Fill architecture defaults."""
-        defaults = {"musicnn": (300, 3e-3, 30), "cnn": (60, 1e-3, 10)}
-        if self.arch not in defaults:
-            raise ValueError(f"unknown architecture {self.arch!r}; choose from {sorted(defaults)}")
-        epochs, lr, patience = defaults[self.arch]
-        return dataclasses.replace(self, epochs=self.epochs or epochs, learning_rate=self.learning_rate or lr,
-                                   patience=self.patience or patience)
-
-
 def _log(message: str) -> None:
     print(message, file=sys.stderr, flush=True)
 
@@ -123,18 +101,23 @@ def _cache_key(track: Track, *parts: str) -> str:
 
 
 def embed_tracks(tracks: Sequence[Track], embedder: Any, features: FeatureConfig, *, hop_frames: int,
-                 max_seconds: float, cache_dir: Path | None, tag: str, log: Progress = _log) -> list[np.ndarray]:
-    """Embeddings ``(n_windows, d)`` of every track, cached under ``cache_dir``."""
+                 max_seconds: float, cache_dir: Path | None, tag: str, log: Progress = _log) -> list[np.ndarray | None]:
+    """Embeddings ``(n_windows, d)`` of every track, cached under ``cache_dir``; None for unusable audio."""
     from tqdm import tqdm
 
-    out = []
+    out: list[np.ndarray | None] = []
     for track in tqdm(tracks, desc="embedding", unit="track", disable=None, file=sys.stderr):
         key = _cache_key(track, tag, features.fingerprint(), str(hop_frames), str(max_seconds))
         cached = cache_dir / f"{key}.npy" if cache_dir else None
         if cached is not None and cached.is_file():
             out.append(np.load(cached))
             continue
-        windows = track_windows(track, features, hop_frames, max_seconds)
+        try:
+            windows = track_windows(track, features, hop_frames, max_seconds)
+        except (AudioError, DatasetError) as exc:
+            log(f"skipping {track.path.name}: {exc}")
+            out.append(None)
+            continue
         emb = np.asarray(embedder.predict(windows, batch_size=32, verbose=0), dtype=np.float32)
         if cached is not None:
             cached.parent.mkdir(parents=True, exist_ok=True)
@@ -143,90 +126,43 @@ def embed_tracks(tracks: Sequence[Track], embedder: Any, features: FeatureConfig
     return out
 
 
-def usable_tracks(tracks: Sequence[Track], features: FeatureConfig, max_seconds: float,
-                  log: Progress = _log) -> list[Track]:
-    """Drop tracks that cannot be decoded, saying which and why."""
-    keep = []
-    for t in tracks:
-        try:
-            if not t.is_windows:
-                load_audio(t.path, 8000, max_seconds=1.0)
-            keep.append(t)
-        except AudioError as exc:
-            log(f"skipping {t.path.name}: {exc}")
-    return keep
-
-
 # ----------------------------------------------------------------------------- musicnn head
 
-class _BagSequence:
-    """Class-balanced batches of window-run mean embeddings, with mixup (a keras PyDataset)."""
-
-    def __new__(cls, *args, **kwargs):  # build the subclass lazily so keras is imported only when training
-        import keras
-
-        class BagSequence(keras.utils.PyDataset):
-            def __init__(self, embeddings, targets, n_classes, batch_size, steps, mixup, seed):
-                super().__init__()
-                self.embeddings, self.targets = embeddings, np.asarray(targets)
-                self.n_classes, self.batch_size, self.steps, self.mixup = n_classes, batch_size, steps, mixup
-                self.rng = np.random.default_rng(seed)
-                self.by_class = [np.flatnonzero(self.targets == c) for c in range(n_classes)]
-                self.present = [c for c in range(n_classes) if self.by_class[c].size]
-
-            def __len__(self):
-                return self.steps
-
-            def _bag(self, i):
-                emb = self.embeddings[i]
-                k = int(self.rng.integers(1, len(emb) + 1))
-                start = int(self.rng.integers(0, len(emb) - k + 1))
-                return emb[start:start + k].mean(axis=0)
-
-            def __getitem__(self, _):
-                classes = self.rng.choice(self.present, size=self.batch_size)
-                idx = [int(self.rng.choice(self.by_class[c])) for c in classes]
-                x = np.stack([self._bag(i) for i in idx]).astype(np.float32)
-                y = np.eye(self.n_classes, dtype=np.float32)[classes]
-                if self.mixup > 0:
-                    lam = self.rng.beta(self.mixup, self.mixup, size=(self.batch_size, 1)).astype(np.float32)
-                    perm = self.rng.permutation(self.batch_size)
-                    x = lam * x + (1 - lam) * x[perm]
-                    y = lam * y + (1 - lam) * y[perm]
-                return x, y
-
-        return BagSequence(*args, **kwargs)
+def sample_weights(tracks: Sequence[Track], weighting: str) -> np.ndarray:
+    """Per-track weights: every genre the same total ("class"), and within a genre every
+    artist group the same ("artist+class"); mean weight 1."""
+    w = np.ones(len(tracks))
+    if weighting == "artist+class":
+        groups = [t.group for t in tracks]
+        for g in set(groups):
+            members = [i for i, x in enumerate(groups) if x == g]
+            w[members] = 1.0 / len(members)
+    if weighting in ("class", "artist+class"):
+        labels = np.array([t.label for t in tracks])
+        for label in set(labels):
+            w[labels == label] /= w[labels == label].sum()
+    return w * len(tracks) / w.sum()
 
 
-def fit_head(train_emb: Sequence[np.ndarray], train_y: np.ndarray, val_emb: Sequence[np.ndarray], val_y: np.ndarray,
-             n_classes: int, opts: TrainOptions, verbose: int = 0) -> tuple[Any, dict[str, list[float]]]:
-    """Train the head on bags; early stopping on validation tracks' loss."""
-    import keras
+def fit_logistic(x: np.ndarray, y: np.ndarray, weights: np.ndarray, n_classes: int, c: float) -> Linear:
+    """Standardised multinomial logistic regression (scikit-learn, L-BFGS) as a :class:`Linear` head."""
+    from sklearn.linear_model import LogisticRegression
 
-    from genre_model.model import average_heads, build_head
-
-    stacked = np.concatenate(train_emb)
-    x_val = np.stack([e.mean(axis=0) for e in val_emb]).astype(np.float32)
-    y_val = np.eye(n_classes, dtype=np.float32)[val_y]
-    heads, histories = [], []
-    for member in range(max(1, opts.ensemble)):
-        head = build_head(stacked.shape[1], n_classes, mean=stacked.mean(axis=0),
-                          variance=stacked.var(axis=0) + 1e-6, hidden=opts.hidden, dropout=opts.dropout,
-                          l2=opts.l2, name=f"head_{member}")
-        head.compile(optimizer=keras.optimizers.Adam(opts.learning_rate),
-                     loss=keras.losses.CategoricalCrossentropy(from_logits=True, label_smoothing=0.05),
-                     metrics=["accuracy"])
-        bags = _BagSequence(list(train_emb), train_y, n_classes, opts.batch_size, 20, opts.mixup,
-                            opts.seed + 1000 * member)
-        # val_loss includes the L2 penalty, which grows as the head learns: never stop in the first epochs.
-        callbacks = [keras.callbacks.EarlyStopping("val_loss", patience=opts.patience, restore_best_weights=True,
-                                                   start_from_epoch=min(20, opts.epochs // 4)),
-                     keras.callbacks.ReduceLROnPlateau("val_loss", factor=0.5, patience=max(3, opts.patience // 3))]
-        history = head.fit(bags, validation_data=(x_val, y_val), epochs=opts.epochs, callbacks=callbacks,
-                           verbose=verbose)
-        heads.append(head)
-        histories.append({k: [float(v) for v in vals] for k, vals in history.history.items()})
-    return average_heads(heads, stacked.shape[1]), histories[0]
+    mean, scale = x.mean(axis=0), x.std(axis=0) + 1e-6
+    present = np.unique(y)
+    if len(present) == 1:  # (a fold of very little data) nothing to tell apart: always that genre
+        bias = np.full(n_classes, -30.0)
+        bias[present[0]] = 0.0
+        return Linear(np.zeros((x.shape[1], n_classes)), bias)
+    model = LogisticRegression(C=c, max_iter=5000).fit((x - mean) / scale, y, sample_weight=weights)
+    w, b = model.coef_.T, model.intercept_
+    if len(model.classes_) == 2:  # sklearn keeps one column (class 1 vs 0); +-half of it gives the same softmax
+        w, b = np.hstack([-w / 2, w / 2]), np.array([-b[0] / 2, b[0] / 2])
+    coef = np.zeros((x.shape[1], n_classes))
+    bias = np.full(n_classes, -30.0)  # a genre missing from the data gets a hopeless logit
+    coef[:, model.classes_] = w
+    bias[model.classes_] = b
+    return Linear.from_standardised(coef, bias, mean, scale)
 
 
 # ----------------------------------------------------------------------------- custom CNN
@@ -299,23 +235,35 @@ def channel_stats(windows: Sequence[np.ndarray]) -> tuple[np.ndarray, np.ndarray
 
 @dataclasses.dataclass
 class Fitted:
-    """A trained (embedder, head) pair with its calibration and history."""
+    """A trained (embedder, head) pair with its calibration, detector and history."""
 
     embedder: Any
-    head: Any
+    head: Linear
     features: FeatureConfig
     temperature: float
-    history: dict[str, list[float]]
+    detector: SoundDetector | None = None
+    tags: tuple[str, ...] = ()
+    history: dict[str, list[float]] = dataclasses.field(default_factory=dict)
+    #: Metrics of the held-out predictions the temperature was fitted on (artists the model had not seen).
+    held_out: dict[str, Any] = dataclasses.field(default_factory=dict)
 
     def track_probabilities(self, embeddings: Sequence[np.ndarray]) -> np.ndarray:
-        """Calibrated track probabilities from per-window embeddings (Keras path)."""
-        means = np.stack([e.mean(axis=0) for e in embeddings]).astype(np.float32)
-        return softmax(np.asarray(self.head.predict(means, verbose=0)), self.temperature)
+        """Calibrated track probabilities from per-window embeddings."""
+        return softmax(self.head(_song_means(embeddings)), self.temperature)
+
+
+def _song_means(embeddings: Sequence[np.ndarray]) -> np.ndarray:
+    return np.stack([e.mean(axis=0) for e in embeddings]).astype(np.float64)
 
 
 def _targets(tracks: Sequence[Track], labels: Sequence[str]) -> np.ndarray:
     index = {label: i for i, label in enumerate(labels)}
     return np.array([index[t.label] for t in tracks], dtype=np.int64)
+
+
+def _grouping(tracks: Sequence[Track]) -> list[Track]:
+    """Groups for every split: whole artists when the data names them."""
+    return regroup(tracks, "artist" if has_artists(tracks) else "track")
 
 
 class Trainer:
@@ -324,66 +272,151 @@ class Trainer:
     def __init__(self, opts: TrainOptions, labels: Sequence[str] = GENRES, log: Progress = _log) -> None:
         keras = import_keras()
 
-        self.opts = opts.resolved()
+        self.opts = opts
         self.labels = tuple(labels)
         self.log = log
-        keras.utils.set_random_seed(self.opts.seed)
-        self.features = features_for(self.opts.arch)
+        keras.utils.set_random_seed(opts.seed)
+        self.features = features_for(opts.arch)
         self.embedder = None
-        if self.opts.arch == "musicnn":
+        self.tags: tuple[str, ...] = ()
+        if opts.arch == "musicnn":
             from genre_model.model import build_musicnn_embedder
+            from genre_model.musicnn import MSD_TAGS
 
-            self.embedder = build_musicnn_embedder(self.features, self.opts.pooling, self.opts.transform)
-        self._inputs: dict[Path, np.ndarray] = {}
+            self.embedder = build_musicnn_embedder(self.features, opts.pooling, opts.transform, tags=True)
+            self.tags = tuple(MSD_TAGS)
+        self._inputs: dict[Path, np.ndarray | None] = {}
+        self._nonmusic: tuple[list[np.ndarray], list[str]] | None = None
 
-    def inputs(self, tracks: Sequence[Track]) -> list[np.ndarray]:
-        """Embeddings (musicnn) or un-normalised windows (cnn) for each track."""
+    @property
+    def _tag(self) -> str:
+        return f"musicnn-{self.opts.pooling}-{self.opts.transform}-tags"
+
+    def inputs(self, tracks: Sequence[Track]) -> list[np.ndarray | None]:
+        """Window embeddings (musicnn) or un-normalised windows (cnn) per track; None if unusable."""
         missing = [t for t in tracks if t.path not in self._inputs]
         if missing:
+            hop = self.features.window_frames // 2
             if self.embedder is not None:
-                hop = self.features.window_frames // 2
                 values = embed_tracks(missing, self.embedder, self.features, hop_frames=hop,
                                       max_seconds=self.opts.max_seconds, cache_dir=self.opts.cache_dir,
-                                      tag=f"musicnn-{self.opts.pooling}"
-                                          + ("" if self.opts.transform == "none" else f"-{self.opts.transform}"),
-                                      log=self.log)
+                                      tag=self._tag, log=self.log)
             else:
-                values = [track_windows(t, self.features, self.features.window_frames // 2, self.opts.max_seconds)
-                          for t in missing]
+                values = []
+                for t in missing:
+                    try:
+                        values.append(track_windows(t, self.features, hop, self.opts.max_seconds))
+                    except (AudioError, DatasetError) as exc:
+                        self.log(f"skipping {t.path.name}: {exc}")
+                        values.append(None)
             self._inputs.update({t.path: v for t, v in zip(missing, values)})
         return [self._inputs[t.path] for t in tracks]
 
-    def fit(self, train: Sequence[Track], val: Sequence[Track], verbose: int = 0) -> Fitted:
-        """Train on ``train``, early-stop and calibrate on ``val``."""
-        y_train, y_val = _targets(train, self.labels), _targets(val, self.labels)
-        if self.opts.arch == "musicnn":
-            train_in, val_in = self.inputs(train), self.inputs(val)
-            head, history = fit_head(train_in, y_train, val_in, y_val, len(self.labels), self.opts, verbose)
-            fitted = Fitted(self.embedder, head, self.features, 1.0, history)
-            logits = np.asarray(head.predict(np.stack([e.mean(axis=0) for e in val_in]), verbose=0))
-        else:
-            from genre_model.model import split_cnn
+    def usable(self, tracks: Sequence[Track]) -> list[Track]:
+        """The tracks whose audio (or stored windows) could be read."""
+        return [t for t, x in zip(tracks, self.inputs(tracks)) if x is not None]
 
-            mean, std = channel_stats(self.inputs(train))
-            features = self.features.with_normalisation(mean, std)
-            train_in = [(w - mean) / std for w in self.inputs(train)]
-            val_in = [(w - mean) / std for w in self.inputs(val)]
-            model, history = fit_cnn(train_in, y_train, val_in, y_val, features, len(self.labels), self.opts, verbose)
-            embedder, head = split_cnn(model)
-            fitted = Fitted(embedder, head, features, 1.0, history)
-            emb = [np.asarray(embedder.predict(w, verbose=0)) for w in val_in]
-            logits = np.asarray(head.predict(np.stack([e.mean(axis=0) for e in emb]), verbose=0))
-        fitted.temperature = fit_temperature(logits, y_val)
+    def fit(self, train: Sequence[Track], val: Sequence[Track] = (), verbose: int = 0) -> Fitted:
+        """Train on ``train`` (cnn: early-stop and calibrate on ``val``)."""
+        if self.opts.arch == "musicnn":
+            fitted = self._fit_musicnn(train)
+        else:
+            fitted = self._fit_cnn(train, val, verbose)
+        fitted.detector = self._fit_detector(fitted, train)
         return fitted
+
+    def _fit_musicnn(self, train: Sequence[Track]) -> Fitted:
+        train = _grouping(train)
+        x, y = _song_means(self.inputs(train)), _targets(train, self.labels)
+        head = self._head(train, x, y)
+        # Temperature from out-of-fold logits: every track scored by a head that never heard its artist.
+        n_folds = min(self.opts.calibration_folds, len({t.group for t in train}))
+        oof = np.zeros((len(train), len(self.labels)))
+        for held in group_folds(train, n_folds, self.opts.seed):
+            test = np.array([t.group in set(held) for t in train])
+            oof[test] = self._head([t for t, m in zip(train, test) if not m], x[~test], y[~test])(x[test])
+        temperature = fit_temperature(oof, y)
+        held_out = metrics(softmax(oof, temperature), y, self.labels)
+        return Fitted(self.embedder, head, self.features, temperature, tags=self.tags, held_out=held_out)
+
+    def _head(self, tracks: Sequence[Track], x: np.ndarray, y: np.ndarray) -> Linear:
+        weights = sample_weights(tracks, self.opts.weighting)
+        return fit_logistic(x, y, weights, len(self.labels), self.opts.c)
+
+    def _fit_cnn(self, train: Sequence[Track], val: Sequence[Track], verbose: int) -> Fitted:
+        from genre_model.model import split_cnn
+
+        if not val:
+            raise ValueError("the cnn architecture needs validation tracks for early stopping")
+        mean, std = channel_stats(self.inputs(train))
+        features = self.features.with_normalisation(mean, std)
+        train_in = [(w - mean) / std for w in self.inputs(train)]
+        val_in = [(w - mean) / std for w in self.inputs(val)]
+        y_train, y_val = _targets(train, self.labels), _targets(val, self.labels)
+        model, history = fit_cnn(train_in, y_train, val_in, y_val, features, len(self.labels), self.opts, verbose)
+        embedder, head = split_cnn(model)
+        logits = head(_song_means([np.asarray(embedder.predict(w, verbose=0)) for w in val_in]))
+        temperature = fit_temperature(logits, y_val)
+        held_out = metrics(softmax(logits, temperature), y_val, self.labels)
+        return Fitted(embedder, head, features, temperature, history=history, held_out=held_out)
+
+    def _fit_detector(self, fitted: Fitted, train: Sequence[Track]) -> SoundDetector:
+        others, sounds = self._nonmusic_embeddings(fitted)
+        return fit_detector(_song_means(self._embedded(fitted, train)), _song_means(others), sounds)
+
+    def _nonmusic_embeddings(self, fitted: Fitted) -> tuple[list[np.ndarray], list[str]]:
+        """Embeddings of the generated non-music clips (cached with the musicnn embeddings)."""
+        from genre_model.nonmusic import nonmusic_set
+
+        n, seed = self.opts.detector_clips, self.opts.seed
+        cached = None
+        if self.opts.arch == "musicnn":  # a cnn embedder changes with every fit
+            if self._nonmusic is not None:
+                return self._nonmusic
+            if self.opts.cache_dir is not None:
+                key = hashlib.sha256(f"nonmusic|{self._tag}|{self.features.fingerprint()}|{n}|{seed}".encode())
+                cached = Path(self.opts.cache_dir) / f"nonmusic-{key.hexdigest()[:24]}.npz"
+                if cached.is_file():
+                    with np.load(cached) as data:
+                        self._nonmusic = ([data[f"e{i}"] for i in range(int(data["n"]))], [str(x) for x in data["sounds"]])
+                    return self._nonmusic
+        clips = nonmusic_set(n, self.features.sample_rate, part="train", seed=seed)
+        self.log(f"embedding {len(clips)} generated non-music clips for the sound detector")
+        embedded = []
+        for clip in clips:
+            windows = extract_windows(clip.samples, self.features, hop_frames=self.features.window_frames)[0]
+            embedded.append(np.asarray(fitted.embedder.predict(normalise_for(fitted, windows), verbose=0)))
+        result = (embedded, [c.sound for c in clips])
+        if self.opts.arch == "musicnn":
+            self._nonmusic = result
+            if cached is not None:
+                cached.parent.mkdir(parents=True, exist_ok=True)
+                np.savez(cached, n=len(embedded), sounds=np.array(result[1]),
+                         **{f"e{i}": e for i, e in enumerate(embedded)})
+        return result
+
+    def _embedded(self, fitted: Fitted, tracks: Sequence[Track]) -> list[np.ndarray]:
+        if self.opts.arch == "musicnn":
+            return self.inputs(tracks)
+        return [np.asarray(fitted.embedder.predict(normalise_for(fitted, w), verbose=0)) for w in self.inputs(tracks)]
 
     def probabilities(self, fitted: Fitted, tracks: Sequence[Track]) -> np.ndarray:
         """Calibrated track probabilities (Keras path, windows as in training)."""
-        if self.opts.arch == "musicnn":
-            return fitted.track_probabilities(self.inputs(tracks))
-        norm = fitted.features
-        mean, std = np.asarray(norm.norm_mean, np.float32), np.asarray(norm.norm_std, np.float32)
-        emb = [np.asarray(fitted.embedder.predict((w - mean) / std, verbose=0)) for w in self.inputs(tracks)]
-        return fitted.track_probabilities(emb)
+        return fitted.track_probabilities(self._embedded(fitted, tracks))
+
+
+def normalise_for(fitted: Fitted, windows: np.ndarray) -> np.ndarray:
+    """Windows standardised as the fitted model's feature config says."""
+    from genre_model.features import normalise
+
+    return normalise(windows, fitted.features)
+
+
+def _split_for(trainer: Trainer, tracks: Sequence[Track], seed: int) -> tuple[list[Track], list[Track]]:
+    """musicnn trains on everything (it calibrates by cross-fitting); cnn keeps a validation split."""
+    if trainer.opts.arch == "musicnn":
+        return list(tracks), []
+    return split_tracks(tracks, trainer.opts.val_fraction, seed)
 
 
 def cross_validate(data: Sequence[Path], opts: TrainOptions, folds: int = 5, *, group_by: str = "auto",
@@ -394,28 +427,29 @@ def cross_validate(data: Sequence[Path], opts: TrainOptions, folds: int = 5, *, 
     the estimate is for artists the model never heard; ``"track"`` keeps only near-duplicates
     together; ``"auto"`` is ``"artist"`` whenever the data names artists. With several
     ``seeds`` the whole k-fold run is repeated with other fold assignments and the metrics
-    pool all repeats (the bootstrap intervals resample tracks, not repeats). Within each
-    fold, a further split of the training part (grouped the same way) does model selection
-    and calibration, so nothing of the scored fold takes part in either.
+    pool all repeats (the bootstrap intervals resample tracks, not repeats). Calibration
+    (and, for cnn, early stopping) happen inside each fold's training part.
     """
     tracks = _load_all(data, GENRES)  # a wrong folder is said before TensorFlow loads
     trainer = Trainer(opts, log=log)
-    tracks = usable_tracks(tracks, trainer.features, trainer.opts.max_seconds, log)
+    tracks = trainer.usable(tracks)
     grouping = ("artist" if has_artists(tracks) else "track") if group_by == "auto" else group_by
     if grouping == "artist" and not has_artists(tracks):
         raise DatasetError("grouping by artist needs an 'artist' column in the manifest; use --group-by track")
     tracks = regroup(tracks, grouping)
     seeds = list(seeds or [trainer.opts.seed])
     results: list[TrackResult] = []
-    fold_acc = []
+    fold_acc, not_music = [], []
     for seed in seeds:
         for k, groups in enumerate(group_folds(tracks, folds, seed)):
             held = set(groups)
             test = [t for t in tracks if t.group in held]
-            rest = [t for t in tracks if t.group not in held]
-            train, val = split_tracks(rest, trainer.opts.val_fraction, seed + k)
+            train, val = _split_for(trainer, [t for t in tracks if t.group not in held], seed + k)
             fitted = trainer.fit(train, val)
             probs = trainer.probabilities(fitted, test)
+            if fitted.detector is not None:  # a real song called "not music" is the detector's worst mistake
+                songs = _song_means(trainer._embedded(fitted, test))
+                not_music += [str(t.path) for t, x in zip(test, songs) if fitted.detector.judge(x)[0] != "music"]
             results += [TrackResult(str(t.path), t.label, p) for t, p in zip(test, probs)]
             acc = float(np.mean(probs.argmax(axis=1) == _targets(test, trainer.labels)))
             fold_acc.append(acc)
@@ -423,7 +457,7 @@ def cross_validate(data: Sequence[Path], opts: TrainOptions, folds: int = 5, *, 
                 f"temperature {fitted.temperature:.2f}")
     rep = report(results, trainer.labels)
     rep.update(folds=folds, grouping=grouping, seeds=seeds, fold_accuracy=[round(a, 4) for a in fold_acc],
-               options=_jsonable(dataclasses.asdict(trainer.opts)))
+               flagged_not_music=sorted(set(not_music)), options=_jsonable(dataclasses.asdict(trainer.opts)))
     return rep
 
 
@@ -446,14 +480,15 @@ def train(data: Sequence[Path], out_dir: Path, opts: TrainOptions, *, version: s
     started = time.time()
     tracks = _load_all(data, GENRES)  # a wrong folder is said before TensorFlow loads
     trainer = Trainer(opts, log=log)
-    tracks = usable_tracks(tracks, trainer.features, trainer.opts.max_seconds, log)
-    train_set, val_set = split_tracks(tracks, trainer.opts.val_fraction, trainer.opts.seed)
-    log(f"{len(tracks)} tracks: {len(train_set)} train / {len(val_set)} validation (split by track group)")
+    tracks = _grouping(trainer.usable(tracks))
+    train_set, val_set = _split_for(trainer, tracks, trainer.opts.seed)
+    log(f"{len(tracks)} tracks: {len(train_set)} train" + (f" / {len(val_set)} validation" if val_set else
+        f", calibrated on {trainer.opts.calibration_folds} folds grouped by "
+        f"{'artist' if has_artists(tracks) else 'track'}"))
     fitted = trainer.fit(train_set, val_set, verbose=verbose)
-    val_probs = trainer.probabilities(fitted, val_set)
-    val_metrics = metrics(val_probs, _targets(val_set, trainer.labels), trainer.labels)
-    log(f"validation: accuracy {val_metrics['accuracy']:.3f}, balanced {val_metrics['balanced_accuracy']:.3f}, "
-        f"ECE {val_metrics['ece']:.3f}, temperature {fitted.temperature:.2f}")
+    held = fitted.held_out
+    log(f"held-out: accuracy {held['accuracy']:.3f}, balanced {held['balanced_accuracy']:.3f}, "
+        f"ECE {held['ece']:.3f}, temperature {fitted.temperature:.2f}")
     training = {
         "data": [str(Path(d).name) for d in data], "tracks": summarise(tracks),
         "n_train": len(train_set), "n_val": len(val_set),
@@ -462,12 +497,17 @@ def train(data: Sequence[Path], out_dir: Path, opts: TrainOptions, *, version: s
         "epochs_run": len(next(iter(fitted.history.values()), [])),
         "seconds": round(time.time() - started, 1),
     }
+    split = "validation split" if val_set else f"{trainer.opts.calibration_folds} folds grouped by " + \
+        ("artist" if has_artists(tracks) else "track")
     info = save_artifact(out_dir, embedder=fitted.embedder, head=fitted.head, arch=trainer.opts.arch,
                          labels=trainer.labels, features=fitted.features, temperature=fitted.temperature,
-                         training=training, metrics={"validation": _summary(val_metrics)}, version=version)
-    from genre_model import plots
+                         training=training, metrics={"held_out": {**_summary(held), "split": split}},
+                         detector=fitted.detector, tags=fitted.tags, version=version)
+    if fitted.history:
+        from genre_model import plots
 
-    plots.write(Path(out_dir) / "training_curves.png", plots.curves_image(fitted.history, f"{trainer.opts.arch} training"))
+        plots.write(Path(out_dir) / "training_curves.png",
+                    plots.curves_image(fitted.history, f"{trainer.opts.arch} training"))
     log(f"model {info.version} written to {out_dir} in {time.time() - started:.0f} s")
     return info
 
@@ -476,4 +516,4 @@ def _summary(m: dict[str, Any]) -> dict[str, Any]:
     return {k: m[k] for k in ("n_tracks", "accuracy", "balanced_accuracy", "macro_f1", "ece")}
 
 
-__all__ = ["TrainOptions", "Trainer", "cross_validate", "train", "features_for"]
+__all__ = ["TrainOptions", "Trainer", "cross_validate", "train", "features_for", "fit_logistic", "sample_weights"]

@@ -9,14 +9,22 @@ from genre_model.artifact import load_info
 from genre_model.errors import ArtifactError
 from genrebot.inference.local import InferencePool
 from genrebot.settings import Settings
-from genrebot.storage import Storage
+from genrebot.errors import SettingsError
+from genrebot.storage import SqliteStorage, Storage
 
 log = logging.getLogger(__name__)
 
 
 async def open_storage(settings: Settings) -> Storage:
-    """The database (migrated to the current schema) and the data folder."""
-    return await Storage.open(settings.db_path, settings.data_dir)
+    """The database, migrated to the current schema: PostgreSQL if GENREBOT_DATABASE_URL is set,
+    else SQLite at GENREBOT_DB (with its files in the data folder)."""
+    if settings.database_url:
+        try:
+            from genrebot.storage.postgres import PostgresStorage
+        except ImportError as exc:
+            raise SettingsError("GENREBOT_DATABASE_URL needs asyncpg: pip install 'genrebot[postgres]'") from exc
+        return await PostgresStorage.open(settings.database_url)
+    return await SqliteStorage.open(settings.db_path, settings.data_dir)
 
 
 async def live_model_dir(settings: Settings, storage: Storage) -> Path:

@@ -17,6 +17,8 @@ class Settings:
 
     token: str = dataclasses.field(repr=False)
     db_path: Path = Path("data/genrebot.sqlite3")
+    #: PostgreSQL instead of SQLite at ``db_path`` (may hold a password: never logged).
+    database_url: str | None = dataclasses.field(default=None, repr=False)
     data_dir: Path = Path("data")
     model_dir: Path = DEFAULT_MODEL_DIR
     workers: int = max(1, os.cpu_count() or 1)
@@ -79,6 +81,11 @@ def load_settings(env: Mapping[str, str] | None = None, *, dotenv: bool = True, 
     data_dir = Path(env.get("GENREBOT_DATA_DIR", "data"))
     values["data_dir"] = data_dir
     values["db_path"] = Path(env.get("GENREBOT_DB", str(data_dir / "genrebot.sqlite3")))
+    database_url = env.get("GENREBOT_DATABASE_URL", "").strip()
+    if database_url:
+        if not database_url.startswith(("postgresql://", "postgres://")):
+            raise SettingsError("GENREBOT_DATABASE_URL must be a postgresql://user@host:port/db URL")
+        values["database_url"] = database_url
     if "GENREBOT_MODEL_DIR" in env:
         values["model_dir"] = Path(env["GENREBOT_MODEL_DIR"])
     numbers = {

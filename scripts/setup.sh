@@ -1,31 +1,34 @@
 #!/usr/bin/env bash
-# Set up genrebot on a fresh machine: ffmpeg (apt-get, when missing), a virtual
-# environment in .venv, and the project with its training and test extras (editable),
-# so the tests run. A server that only serves needs less: `pip install .` (no TensorFlow).
+# Set up genrebot on a fresh machine: ffmpeg and PostgreSQL's server programs (apt-get, when
+# missing; and python3.X-venv when the system Python lacks venv), a virtual environment in
+# .venv, and the project with its training and test extras (editable), so the tests run.
+# A server that only serves needs less: `pip install .` (no TensorFlow).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
 step() { printf '\n==> %s\n' "$*"; }
-
-apt_install() {
-  local sudo=""
-  [ "$(id -u)" = "0" ] || sudo="sudo"
-  $sudo apt-get update -qq
-  DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq "$@" >/dev/null
-}
-
 PYTHON=${PYTHON:-python3}
 
-if ! command -v ffmpeg >/dev/null 2>&1; then
-  step "installing ffmpeg (apt-get)"
-  apt_install ffmpeg
-fi
-
+# System packages: ffmpeg (decoding); PostgreSQL's server programs (the tests start a
+# throwaway PostgreSQL server of their own; nothing here starts or enables the system one);
 # Debian's and Ubuntu's system Python ship venv/ensurepip separately (python3.X-venv).
+missing=()
+command -v ffmpeg >/dev/null 2>&1 || missing+=(ffmpeg)
+ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || missing+=(postgresql)
 if ! "$PYTHON" -c "import ensurepip, venv" >/dev/null 2>&1; then
-  version=$("$PYTHON" -c 'import sys; print(f"{sys.version_info[0]}.{sys.version_info[1]}")')
-  step "installing python${version}-venv (apt-get): $PYTHON cannot make virtual environments without it"
-  apt_install "python${version}-venv"
+  missing+=("python$("$PYTHON" -c 'import sys; print("%d.%d" % sys.version_info[:2])')-venv")
+fi
+if [ ${#missing[@]} -gt 0 ]; then
+  step "installing ${missing[*]} (apt-get)"
+  SUDO=""
+  [ "$(id -u)" = "0" ] || SUDO=sudo
+  $SUDO apt-get update -qq
+  # policy-rc.d 101: install the packages without starting the system's PostgreSQL service
+  if [ ! -e /usr/sbin/policy-rc.d ] && [ "$(id -u)" = "0" ]; then
+    printf '#!/bin/sh\nexit 101\n' > /usr/sbin/policy-rc.d && chmod +x /usr/sbin/policy-rc.d
+    trap 'rm -f /usr/sbin/policy-rc.d' EXIT
+  fi
+  $SUDO env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${missing[@]}" >/dev/null
 fi
 
 if [ -x .venv/bin/python ] && ! .venv/bin/python -m pip --version >/dev/null 2>&1; then

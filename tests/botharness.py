@@ -143,6 +143,15 @@ class BotProcess:
         return code
 
 
+async def poll(check, timeout: float = 20.0):
+    """Await ``check()`` (a coroutine function) until it returns something truthy; returns that."""
+    deadline = asyncio.get_running_loop().time() + timeout
+    while not (result := await check()):
+        assert asyncio.get_running_loop().time() < deadline, "timed out"
+        await asyncio.sleep(0.05)
+    return result
+
+
 class RecordingServer(FakeDiscordServer):
     """The fake server, also recording attachment downloads (its request log skips ``/attachments/``)."""
 

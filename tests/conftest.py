@@ -88,6 +88,42 @@ def synth_music(seconds: float, sr: int = 22050, *, seed: int = 0, f0: float | N
     return x
 
 
+#: Three audibly different synthetic 'genres' (base pitch, beats per minute) for training tests.
+STYLES = {"blues": (110.0, 70.0), "metal": (330.0, 170.0), "classical": (220.0, 0.0)}
+
+
+def styled_music(genre: str, seconds: float, seed: int, sr: int = 16000) -> np.ndarray:
+    """Three audibly different synthetic 'genres': slow low chords, fast loud buzz with drums, soft arpeggios."""
+    rng = np.random.default_rng(seed)
+    f0, bpm = STYLES[genre]
+    f0 *= rng.uniform(0.9, 1.1)
+    t = np.arange(int(seconds * sr)) / sr
+    if genre == "metal":
+        x = np.sign(np.sin(2 * np.pi * f0 * t)) * 0.4 + 0.3 * rng.standard_normal(len(t)) * (np.mod(t, 60 / bpm) < 0.05)
+    elif genre == "classical":
+        notes = f0 * 2 ** (np.array([0, 4, 7, 12]) / 12)
+        x = np.sin(2 * np.pi * notes[(t * 4).astype(int) % 4] * t) * np.exp(-np.mod(t, 0.25) * 6)
+    else:
+        x = sum(np.sin(2 * np.pi * f0 * r * t) / (1 + k) for k, r in enumerate((1.0, 1.2, 1.5)))
+        x *= 0.6 + 0.4 * (np.mod(t, 60 / bpm) < 0.1)
+    return (0.8 * x / np.abs(x).max()).astype(np.float32)
+
+
+def styled_dataset(root: Path, per_genre: int = 4, seconds: float = 7.0, sr: int = 16000) -> Path:
+    """``root/<genre>/...wav`` for the three :data:`STYLES`, each genre by two artists, with a MANIFEST.csv
+    (path, genre, artist) naming them."""
+    import csv
+
+    rows = []
+    for genre in STYLES:
+        for i in range(per_genre):
+            path = encode(styled_music(genre, seconds, seed=100 * len(genre) + i, sr=sr), root / genre / f"{genre}-{i}.wav", sr)
+            rows.append([str(path.relative_to(root)), genre, f"{genre}-artist-{i % 2}"])
+    with (root / "MANIFEST.csv").open("w", newline="") as f:
+        csv.writer(f).writerows([["path", "genre", "artist"], *rows])
+    return root
+
+
 def encode(samples: np.ndarray, path: Path, sr: int, fmt: str = "wav") -> Path:
     """Write float samples (mono or ``(n, ch)``) to ``path`` in one of :data:`FORMATS` via pydub/ffmpeg."""
     from pydub import AudioSegment
@@ -181,3 +217,39 @@ async def server():
 
     async with fake_discord() as srv:
         yield srv
+
+
+@pytest.fixture(scope="session")
+def pg_cluster():
+    """A throwaway PostgreSQL server for this test session (tests/pgcluster.py). Fails, never skips,
+    when PostgreSQL is not installed."""
+    from pgcluster import PostgresCluster, PostgresMissing
+
+    try:
+        cluster = PostgresCluster()
+    except PostgresMissing as exc:
+        missing = str(exc)
+    else:
+        missing = None
+    if missing:
+        pytest.fail(missing, pytrace=False)
+    try:
+        cluster.start()
+        yield cluster
+    finally:
+        cluster.stop()
+
+
+@pytest_asyncio.fixture(params=["sqlite", "postgres"])
+async def backend(request, tmp_path):
+    """One fresh, empty database of each storage backend (tests/storage_backends.py); a PostgreSQL
+    database is dropped after its test, so the throwaway cluster stays small."""
+    from storage_backends import PostgresBackend, SqliteBackend
+
+    if request.param == "sqlite":
+        yield SqliteBackend(tmp_path)
+        return
+    cluster = request.getfixturevalue("pg_cluster")
+    url = await cluster.create_database()
+    yield PostgresBackend(tmp_path, url)
+    await cluster.drop_database(url)

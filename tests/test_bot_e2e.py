@@ -1,7 +1,8 @@
-"""End to end: the real GenreBot (discord.py, process pool, SQLite) against a fake Discord server.
+"""End to end: the real GenreBot (discord.py, process pool, storage) against a fake Discord server.
 
 Each test drives a user story through the gateway and REST exactly as Discord would,
-and checks what reached the "channel" and what landed in SQLite.
+and checks what reached the "channel" and what landed in storage (SQLite; the feedback and
+forget stories also run on PostgreSQL).
 """
 
 from __future__ import annotations
@@ -14,7 +15,7 @@ import sqlite3
 
 import numpy as np
 import pytest
-from botharness import ADMIN_ID, COMMANDS, OTHER_ID, USER_ID, make_settings, running_bot
+from botharness import ADMIN_ID, COMMANDS, OTHER_ID, USER_ID, make_settings, poll, running_bot
 from conftest import encode, synth_music
 
 from bot import replies
@@ -156,46 +157,58 @@ async def test_queue_filling_during_download_is_told_privately(server, tmp_path)
         assert_public(server, early, result)
 
 
-async def test_feedback_votes_and_correction_land_in_sqlite(server, tmp_path):
-    settings = make_settings(tmp_path, server)
+def storage_settings(backend) -> dict:
+    """make_settings overrides that put the bot on ``backend`` (tests/storage_backends.py)."""
+    return {"database_url": backend.url} if backend.name == "postgres" else {"db_path": backend.db_path}
+
+
+async def test_feedback_votes_and_correction_land_in_storage(server, tmp_path, backend):
+    settings = make_settings(tmp_path, server, **storage_settings(backend))
     async with running_bot(server, settings) as run:
+        storage = run.bot.storage
         _, message = await ask_genre(server, song_bytes(tmp_path))
         mid = int(message["id"])
-        await server.wait_for(lambda: db_rows(settings, "SELECT id FROM predictions WHERE message_id=?", mid))
-        (pid, predicted), = db_rows(settings, "SELECT id, genre FROM predictions")
+        prediction = await poll(lambda: storage.prediction_by_message(mid))
+        pid, predicted = prediction.id, prediction.genre
+        votes = lambda: storage.votes(pid)  # noqa: E731
+
+        async def vote_of(user_id):
+            return [(v.vote, v.corrected_genre) for v in await votes() if v.user_id == user_id]
 
         # the bot's own reactions (echoed by the server) never count
         await asyncio.sleep(0.3)
-        assert db_rows(settings, "SELECT count(*) FROM feedback") == [(0,)]
+        assert await votes() == []
 
         await server.add_reaction(mid, replies.WRONG, user_id=OTHER_ID)
-        await server.wait_for(lambda: db_rows(settings, "SELECT vote FROM feedback WHERE user_id=?", OTHER_ID))
+        await poll(lambda: vote_of(OTHER_ID))
         right = "jazz" if predicted != "jazz" else "rock"
         comp = await server.send_component_interaction(mid, "genrebot:correct", [right], user_id=OTHER_ID)
         ack = await comp.wait_message(timeout=10)
         assert f"this is **{display_name(right)}**, not {display_name(predicted)}" in ack["content"]
         assert_private(server, comp, ack)
-        assert db_rows(settings, "SELECT vote, corrected_genre FROM feedback WHERE user_id=?", OTHER_ID) == [
-            ("wrong", right)]
+        assert await vote_of(OTHER_ID) == [("wrong", right)]
 
         # ✅ then removing it retracts; one vote per user per prediction
         await server.add_reaction(mid, replies.RIGHT, user_id=USER_ID)
-        await server.wait_for(lambda: db_rows(settings, "SELECT vote FROM feedback WHERE user_id=?", USER_ID))
+        await poll(lambda: vote_of(USER_ID))
         await server.remove_reaction(mid, replies.RIGHT, user_id=USER_ID)
-        await server.wait_for(lambda: not db_rows(settings, "SELECT 1 FROM feedback WHERE user_id=?", USER_ID))
+
+        async def retracted():
+            return not await vote_of(USER_ID)
+        await poll(retracted)
 
         # a reaction on a message that is not a prediction is ignored
         await server.add_reaction(mid + 999, replies.WRONG, user_id=USER_ID)
         await asyncio.sleep(0.3)
-        assert db_rows(settings, "SELECT count(*) FROM feedback") == [(1,)]
+        assert len(await votes()) == 1 and (await storage.stats()).n_votes_wrong == 1
 
         # the correction is exported in the layout `genre-model train` reads
         from genre_model.dataset import load_dataset
 
         out = tmp_path / "export"
-        assert await run.bot.storage.export_corrections(out) == 1
+        assert await storage.export_corrections(out) == 1
         (track,) = load_dataset(out)
-        assert track.label == right and track.is_windows and track.group == f"pred-{pid}"
+        assert track.label == right and track.is_windows and track.group == f"corr-{pid}"
 
 
 async def test_admin_commands_refuse_non_admins(server, tmp_path):
@@ -231,17 +244,22 @@ async def test_genre_stats_shows_the_figures_to_the_admin_only(server, tmp_path)
         assert fields["Queue"] == "0 running or waiting"
 
 
-async def test_forget_deletes_users_data(server, tmp_path):
-    settings = make_settings(tmp_path, server)
-    async with running_bot(server, settings):
-        await ask_genre(server, song_bytes(tmp_path))
-        await server.wait_for(lambda: db_rows(settings, "SELECT count(*) FROM predictions") == [(1,)])
+async def test_forget_deletes_users_data(server, tmp_path, backend):
+    settings = make_settings(tmp_path, server, keep_audio=True, **storage_settings(backend))
+    async with running_bot(server, settings) as run:
+        storage = run.bot.storage
+        _, message = await ask_genre(server, song_bytes(tmp_path))
+        prediction = await poll(lambda: storage.prediction_by_message(int(message["id"])))
+        assert prediction.has_windows and prediction.has_audio
         handle = await server.send_slash_command("genre-forget", {}, user_id=USER_ID)
         msg = await handle.wait_message(timeout=10)
         assert "deleted 1 of your predictions" in msg["content"]
         assert_private(server, handle, msg)
-        assert db_rows(settings, "SELECT count(*) FROM predictions") == [(0,)]
-        assert not list((settings.data_dir / "windows").glob("*.npz"))
+        assert (await storage.stats()).n_predictions == 0
+        assert await storage.windows(prediction.id) is None and await storage.audio(prediction.id) is None
+        assert not [p for p in settings.data_dir.rglob("*") if p.is_file() and p.parent.name in ("windows", "audio")]
+        if backend.name == "postgres":
+            assert await backend.raw("SELECT count(*) FROM prediction_files") == [(0,)]
 
 
 async def test_classify_genre_message_command(server, tmp_path):

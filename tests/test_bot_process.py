@@ -15,7 +15,7 @@ import subprocess
 import sys
 
 import pytest
-from botharness import USER_ID, BotProcess
+from botharness import USER_ID, BotProcess, poll
 from conftest import encode, synth_music
 
 from bot import replies
@@ -40,6 +40,9 @@ def test_missing_token_is_one_clear_line(tmp_path):
 @pytest.mark.parametrize("setting,value,words", [
     ("GENREBOT_WORKERS", "zero", "GENREBOT_WORKERS must be a number"),
     ("GENREBOT_MODEL_DIR", "/nonexistent/model", "not a model directory"),
+    ("GENREBOT_DATABASE_URL", "mysql://bot@127.0.0.1/genrebot", "GENREBOT_DATABASE_URL must be a postgresql://"),
+    ("GENREBOT_DATABASE_URL", "postgresql://bot:s3cret@127.0.0.1:9/genrebot",
+     "cannot connect to PostgreSQL at postgresql://bot:***@127.0.0.1:9/genrebot"),
 ])
 def test_bad_settings_are_one_clear_line(tmp_path, setting, value, words):
     result = run_bot_sync({"DISCORD_TOKEN": "x", "DISCORD_API_BASE": "http://127.0.0.1:9/api/v10",
@@ -47,7 +50,7 @@ def test_bad_settings_are_one_clear_line(tmp_path, setting, value, words):
     assert result.returncode == 2, result.stderr
     lines = [line for line in result.stderr.splitlines() if line.startswith("genre-bot:")]
     assert len(lines) == 1 and words in lines[0], result.stderr
-    assert "Traceback" not in result.stderr
+    assert "Traceback" not in result.stderr and "s3cret" not in result.stderr
 
 
 def test_corrupt_model_is_one_clear_line(tmp_path):
@@ -88,41 +91,56 @@ async def test_twenty_at_once_are_all_answered_and_sigterm_is_graceful(server, t
     assert "test-token-do-not-log" not in log
 
 
-async def test_votes_survive_sigkill_and_old_messages_still_count(server, tmp_path):
+async def test_votes_survive_sigkill_and_old_messages_still_count(server, tmp_path, backend):
+    """On SQLite and on PostgreSQL: a burst of votes, SIGKILL, restart; every acknowledged vote
+    is kept and the old reply still takes votes."""
     song = encode(synth_music(6.0, 22050, seed=8), tmp_path / "song.mp3", 22050, "mp3").read_bytes()
     workdir = tmp_path / "run"
-    bot = await BotProcess(server, workdir).start()
+    env = {"GENREBOT_DATA_DIR": str(backend.data_dir), **backend.env}
+    bot = await BotProcess(server, workdir, **env).start()
     att = server.add_attachment("song.mp3", song, "audio/mpeg")
     handle = await server.send_slash_command("genre", {"file": att})
     message = await handle.wait_message(lambda m: m.get("embeds"), timeout=60)
     mid = int(message["id"])
-    db = workdir / "data" / "genrebot.sqlite3"
+    store = await backend.open()  # the test's own view of the database, through the storage API
 
-    def votes():
-        with sqlite3.connect(db) as conn:
-            return dict(conn.execute("SELECT user_id, vote FROM feedback").fetchall())
+    async def votes():
+        prediction = await store.prediction_by_message(mid)
+        return {v.user_id: v.vote for v in await store.votes(prediction.id)} if prediction else {}
 
-    await server.wait_for(lambda: len(server.bot_reactions_on(mid)) == 2, timeout=20)
-    voters = [USER_ID + 100 + i for i in range(30)]
-    for user in voters:  # a burst of votes, then SIGKILL while more may be in flight
-        await server.add_reaction(mid, replies.WRONG, user_id=user)
-    await server.wait_for(lambda: len(votes()) >= 10, timeout=20)
-    await bot.stop(signal.SIGKILL)
-    acknowledged = votes()
-    with sqlite3.connect(db) as conn:
-        assert conn.execute("PRAGMA integrity_check").fetchone() == ("ok",)
-    assert set(acknowledged) <= set(voters) and all(v == "wrong" for v in acknowledged.values())
-
-    # restart on the same data: earlier votes are all there; a reaction on the old reply still counts
-    bot = await BotProcess(server, workdir).start()
     try:
-        late_user = USER_ID + 999
-        await server.add_reaction(mid, replies.RIGHT, user_id=late_user)
-        await server.wait_for(lambda: votes().get(late_user) == "right", timeout=20)
-        after = votes()
-        assert all(after[u] == v for u, v in acknowledged.items())
+        await server.wait_for(lambda: len(server.bot_reactions_on(mid)) == 2, timeout=20)
+        voters = [USER_ID + 100 + i for i in range(30)]
+        for user in voters:  # a burst of votes, then SIGKILL while more may be in flight
+            await server.add_reaction(mid, replies.WRONG, user_id=user)
+        await poll(lambda: _at_least(votes, 10))
+        await bot.stop(signal.SIGKILL)
+        acknowledged = await votes()
+        if backend.name == "sqlite":
+            with sqlite3.connect(backend.db_path) as conn:
+                assert conn.execute("PRAGMA integrity_check").fetchone() == ("ok",)
+        assert set(acknowledged) <= set(voters) and all(v == "wrong" for v in acknowledged.values())
+
+        # restart on the same data: earlier votes are all there; a reaction on the old reply still counts
+        bot = await BotProcess(server, workdir, **env).start()
+        try:
+            late_user = USER_ID + 999
+            await server.add_reaction(mid, replies.RIGHT, user_id=late_user)
+            await poll(lambda: _is(votes, late_user, "right"))
+            after = await votes()
+            assert all(after[u] == v for u, v in acknowledged.items())
+        finally:
+            assert await bot.stop() == 0
     finally:
-        assert await bot.stop() == 0
+        await store.close()
+
+
+async def _at_least(votes, n: int) -> bool:
+    return len(await votes()) >= n
+
+
+async def _is(votes, user: int, vote: str) -> bool:
+    return (await votes()).get(user) == vote
 
 
 async def test_sigterm_lets_a_running_request_finish(server, tmp_path):

@@ -335,3 +335,23 @@ def test_gtzan_named_split_validates_every_genre(gtzan: Path, seed: int) -> None
     train, val = split_tracks(tracks, 0.2, seed=seed)
     _assert_no_leak(train, val, tracks)
     assert set(summarise(val)) == set(GENRES4)
+
+
+def test_write_manifest_is_read_back_by_load_dataset(tmp_path: Path) -> None:
+    """The one manifest writer: what it writes, load_dataset reads (relative and absolute paths)."""
+    from genre_model.dataset import MANIFEST_COLUMNS, MANIFEST_NAME, ManifestRow, write_manifest
+
+    a = _write(tmp_path / "data" / "blues" / "a.wav", synth_music(1.0, SR, seed=1))
+    b = _write(tmp_path / "elsewhere" / "b, \"odd\".wav", synth_music(1.0, SR, seed=2))
+    rows = [ManifestRow("blues/a.wav", "blues", "corr-3", source="corrected"),
+            ManifestRow(str(b), "jazz", "", artist="Someone, Jr.", split="valid")]
+    assert write_manifest(tmp_path / "data" / MANIFEST_NAME, rows) == 2
+    with (tmp_path / "data" / MANIFEST_NAME).open(newline="") as f:
+        assert tuple(next(csv.reader(f))) == MANIFEST_COLUMNS
+    tracks = {t.path: t for t in load_dataset(tmp_path / "data", labels=GENRES4)}
+    assert (tracks[a.resolve()].label, tracks[a.resolve()].group) == ("blues", "corr-3")
+    jazz = tracks[b.resolve()]
+    assert (jazz.label, jazz.group, jazz.artist, jazz.split) == ("jazz", "jazz/" + track_id(b), "Someone, Jr.", "valid")
+    # a Track survives a round trip through ManifestRow.of
+    write_manifest(tmp_path / "copy.csv", [ManifestRow.of(t) for t in tracks.values()])
+    assert sorted(load_dataset(tmp_path / "copy.csv", labels=GENRES4), key=str) == sorted(tracks.values(), key=str)

@@ -13,7 +13,7 @@ from conftest import TINY_FEATURES, synth_music
 from genre_model.errors import AudioError, DatasetError
 from genre_model.features import (
     CNN_FEATURES, MUSICNN_FEATURES, FeatureConfig, cut_windows, extract_windows, load_windows, log_mel,
-    save_windows, window_starts,
+    mel_edges, mel_filterbank, save_windows, song_features, song_window_starts, window_spans, window_starts,
 )
 
 @pytest.fixture(scope="module")
@@ -79,6 +79,100 @@ def test_max_windows_through_extract(song30) -> None:
     windows, times = extract_windows(song30[22050], CNN_FEATURES, max_windows=4)
     assert windows.shape[0] == 4
     assert times[0] == 0.0 and times[-1] > 25.0
+
+
+def _heard(starts: np.ndarray, cfg: FeatureConfig, n_samples: int) -> np.ndarray:
+    """Which samples at least one window at ``starts`` reads."""
+    heard = np.zeros(n_samples, dtype=bool)
+    for begin, end in np.round(window_spans(starts, cfg, n_samples) * cfg.sample_rate).astype(int):
+        heard[begin:end] = True
+    return heard
+
+
+@pytest.mark.parametrize("cfg", [MUSICNN_FEATURES, CNN_FEATURES, TINY_FEATURES], ids=["musicnn", "cnn", "tiny"])
+@pytest.mark.parametrize("seconds", [3.01, 4.5, 7.0, 29.9, 30.013, 44.0])
+def test_song_windows_hear_every_sample_of_a_song_they_can_cover(cfg: FeatureConfig, seconds: float) -> None:
+    n_samples = int(seconds * cfg.sample_rate)
+    n_frames = 1 + n_samples // cfg.hop_length
+    starts = song_window_starts(n_frames, cfg, max_windows=1000)
+    assert starts[0] == 0 and starts[-1] == n_frames - cfg.window_frames
+    assert np.all(np.diff(starts) > 0)
+    if starts.size > 2:
+        assert np.ptp(np.diff(starts)) <= 1  # the overlap shared evenly
+    assert _heard(starts, cfg, n_samples).all(), "a stretch of the song is in no window"
+    if starts.size > 1:  # and no more windows than that takes
+        fewer = song_window_starts(n_frames, cfg, max_windows=starts.size - 1)
+        assert not _heard(fewer, cfg, n_samples).all()
+
+
+def test_song_windows_of_a_long_song_spread_from_start_to_end() -> None:
+    cfg = MUSICNN_FEATURES
+    n_samples = 180 * cfg.sample_rate
+    n_frames = 1 + n_samples // cfg.hop_length
+    starts = song_window_starts(n_frames, cfg, max_windows=16)
+    assert starts.size == 16
+    assert starts[0] == 0 and starts[-1] == n_frames - cfg.window_frames  # the very start and the very end
+    assert np.ptp(np.diff(starts)) <= 1  # equal gaps
+    spans = window_spans(starts, cfg, n_samples)
+    assert spans[0, 0] == 0.0 and spans[-1, 1] == pytest.approx(180.0)
+    assert np.all(spans[1:, 0] > spans[:-1, 1])  # spread: gaps between the windows
+    assert _heard(starts, cfg, n_samples).mean() == pytest.approx(16 * 3.008 / 180, abs=0.002)
+
+
+def test_song_windows_edge_cases() -> None:
+    cfg = MUSICNN_FEATURES
+    assert song_window_starts(cfg.window_frames - 1, cfg, 16).size == 0  # not one window fits
+    np.testing.assert_array_equal(song_window_starts(cfg.window_frames, cfg, 16), [0])
+    np.testing.assert_array_equal(song_window_starts(10_000, cfg, 1), [0])
+    with pytest.raises(ValueError):
+        song_window_starts(10_000, cfg, 0)
+
+
+def test_window_spans_are_the_samples_each_window_reads(song30) -> None:
+    """A window cut from the whole clip equals the log-mel of just its span's samples."""
+    cfg = MUSICNN_FEATURES
+    samples = song30[16000]
+    spectrogram = log_mel(samples, cfg)
+    start = 500
+    (begin, end), = window_spans(np.array([start]), cfg, samples.size)
+    assert end - begin == pytest.approx(((cfg.window_frames - 1) * cfg.hop_length + cfg.n_fft) / cfg.sample_rate)
+    alone = log_mel(samples[round(begin * cfg.sample_rate):round(end * cfg.sample_rate)], cfg)
+    # The excerpt starts n_fft / 2 = one hop early: its frame k + 1 is frame start + k of the clip
+    # (its first frame is padded with zeros; its last ones fully inside it match too).
+    inner = alone[:, :, 1:cfg.window_frames + 1]
+    np.testing.assert_allclose(inner, spectrogram[:, :, start:start + cfg.window_frames], rtol=1e-3, atol=1e-3)
+
+
+def test_log_mel_of_chosen_frames_equals_the_whole(song30) -> None:
+    samples = song30[16000]
+    whole = log_mel(samples, MUSICNN_FEATURES)
+    frames = np.array([0, 1, 2, 500, 777, whole.shape[-1] - 1])
+    np.testing.assert_allclose(log_mel(samples, MUSICNN_FEATURES, frames), whole[:, :, frames], rtol=1e-5, atol=1e-5)
+    with pytest.raises(ValueError, match="delta"):
+        log_mel(song30[22050], CNN_FEATURES, frames)
+
+
+@pytest.mark.parametrize("max_windows, overview_frames", [(4, 300), (16, 3000), (3, 5000)])
+def test_song_features_equal_the_full_spectrogram_cut(song30, max_windows: int, overview_frames: int) -> None:
+    """Whether or not only the needed frames are computed, windows and overview are the same numbers."""
+    cfg = MUSICNN_FEATURES
+    samples = song30[16000]
+    whole = log_mel(samples, cfg)
+    starts = song_window_starts(whole.shape[-1], cfg, max_windows)
+    windows, overview, step = song_features(samples, cfg, starts, overview_frames)
+    np.testing.assert_allclose(windows, cut_windows(whole, cfg, starts), rtol=1e-5, atol=1e-5)
+    assert step == -(-whole.shape[-1] // overview_frames)
+    np.testing.assert_allclose(overview, whole[0, :, ::step], rtol=1e-5, atol=1e-5)
+    assert overview.shape[1] <= overview_frames
+
+
+def test_mel_edges_are_the_filterbank_peaks() -> None:
+    edges = mel_edges(16000, 96)
+    assert edges[0] == 0.0 and edges[-1] == pytest.approx(8000.0)
+    assert np.all(np.diff(edges) > 0)
+    freqs = np.fft.rfftfreq(512, 1 / 16000)
+    peaks = freqs[mel_filterbank(16000, 512, 96).argmax(axis=1)]
+    np.testing.assert_allclose(peaks, edges[1:-1], atol=16000 / 512)
 
 
 def test_hop_frames_overlap() -> None:
@@ -243,3 +337,26 @@ def test_log_mel_equals_librosa(config):
                                    atol=1e-4)
         np.testing.assert_allclose(ours[2], librosa.feature.delta(ours[0], width=9, order=2, mode="nearest"),
                                    atol=1e-4)
+
+
+def test_windows_format_has_one_writer_and_one_reader(tmp_path: Path) -> None:
+    """save_windows writes to a path or an open file, with a FeatureConfig or its dict; read_windows
+    reads either back; load_windows (the trainer's view) is built on it."""
+    import io
+
+    from genre_model.features import read_windows
+
+    windows, _ = extract_windows(synth_music(4.0, 22050, seed=4), TINY_FEATURES)
+    buffer = io.BytesIO()
+    save_windows(buffer, windows, TINY_FEATURES.to_dict())
+    with open(tmp_path / "w.pending", "wb") as handle:  # any name: nothing is appended to it
+        save_windows(handle, windows, TINY_FEATURES)
+    assert (tmp_path / "w.pending").read_bytes()[:2] == b"PK" and not (tmp_path / "w.pending.npz").exists()
+    for source in (io.BytesIO(buffer.getvalue()), tmp_path / "w.pending"):
+        loaded, settings = read_windows(source)
+        np.testing.assert_array_equal(loaded, windows)
+        assert FeatureConfig.from_dict(settings) == TINY_FEATURES
+    save_windows(tmp_path / "plain", windows, TINY_FEATURES)
+    assert (tmp_path / "plain").is_file() and not (tmp_path / "plain.npz").exists()
+    with pytest.raises(DatasetError, match="not a feature-windows file"):
+        read_windows(io.BytesIO(b"garbage"))

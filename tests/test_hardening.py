@@ -179,7 +179,10 @@ async def test_two_hour_mp3_is_cut_to_the_limit_with_bounded_worker_memory(corpu
     after = {pid: tree_rss(pid)[1] for pid in workers}
     assert msg.get("embeds"), text_of(msg)
     analysed = next(f["value"] for f in msg["embeds"][0]["fields"] if f["name"] == "Analysed")
-    seconds = float(analysed.split()[0])
+    # "48 s of 1:00 (16 windows)": the windows heard 48 s of the 60 s decoded
+    heard, minutes, secs = re.fullmatch(r"(\d+) s of (\d+):(\d\d) \(\d+ windows\)", analysed).groups()
+    seconds = 60 * int(minutes) + int(secs)
+    assert 0 < int(heard) < seconds
     growth = max(sampler.peak_child.get(pid, 0) - before[pid] for pid in workers)
     print(f"\n2-hour MP3 ({len(data) / MB:.1f} MB): analysed {analysed}; worker RSS before "
           f"{max(before.values()) / MB:.0f} MB, peak {max(sampler.peak_child.get(p, 0) for p in workers) / MB:.0f} MB, "

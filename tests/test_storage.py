@@ -1,12 +1,14 @@
-"""Tests for genrebot/storage (SQLite) (no Discord, no model)."""
+"""The storage test-suite: every test that uses ``store`` or ``backend`` runs against both backends,
+SQLite files and a real PostgreSQL server started for the session (no Discord, no model)."""
 
 from __future__ import annotations
 
 import asyncio
 import csv
+import datetime as dt
+import itertools
 import os
 import signal
-import sqlite3
 import subprocess
 import sys
 import textwrap
@@ -16,92 +18,102 @@ import numpy as np
 import pytest
 import pytest_asyncio
 
-from genrebot.storage import sqlite as storage_mod
-from genrebot.storage import Storage, StorageError, load_migrations, load_windows, split_statements
+from genre_model.features import read_windows
+from genrebot.errors import StorageError
+from genrebot.storage import Stats, Storage, Vote, base
+from genrebot.storage.migrate import load_migrations, migrations_dir, split_postgres, split_sqlite
 
 pytestmark = pytest.mark.asyncio
 
 REPO = Path(__file__).resolve().parent.parent
 FEATURES = {"sample_rate": 22050, "n_mels": 128, "frames": 128, "deltas": True}
+_seeds = itertools.count(1)
 
 
 @pytest_asyncio.fixture
-async def store(tmp_path):
-    s = await Storage.open(tmp_path / "db" / "bot.sqlite3", tmp_path / "data")
+async def store(backend):
+    s = await backend.open()
     yield s
     await s.close()
 
 
-async def add_prediction(store: Storage, user_id: int = 1, *, windows=True, top=("rock", 0.7)) -> int:
+async def add_prediction(store: Storage, user_id: int = 1, *, windows=True, top=("rock", 0.7),
+                         sha: str | None = None, audio: bytes | None = None, file_name: str = "song.mp3") -> int:
+    """A prediction of its own file (unless ``sha`` says otherwise) with its own windows."""
     rest = [("pop", 0.2), ("jazz", 0.1)]
+    seed = next(_seeds)
     return await store.record_prediction(
-        user_id=user_id,
-        guild_id=10,
-        channel_id=20,
-        interaction_id=30,
-        file_name="song.mp3",
-        file_sha256="ab" * 32,
-        duration_s=31.5,
-        model_version="v1",
-        top_k=[top, *rest],
-        windows=np.random.default_rng(user_id).random((3, 128, 128, 2)) if windows else None,
-        feature_config=FEATURES if windows else None,
+        user_id=user_id, guild_id=10, channel_id=20, interaction_id=30, file_name=file_name,
+        file_sha256=sha or f"{seed:064x}",
+        duration_s=31.5, model_version="v1", top_k=[top, *rest],
+        # every prediction gets its own windows: identical files would be one recording to the trainer
+        windows=np.random.default_rng(seed).random((3, 128, 128, 2)) if windows else None,
+        feature_config=FEATURES if windows else None, audio=audio,
     )
 
 
-def raw(db_path: Path) -> sqlite3.Connection:
-    return sqlite3.connect(db_path)
+def newest(backend) -> int:
+    split = split_sqlite if backend.name == "sqlite" else split_postgres
+    return load_migrations(migrations_dir(backend.name), split)[-1].number
+
+
+def files_under(folder: Path) -> list[Path]:
+    return sorted(p for p in folder.rglob("*") if p.is_file()) if folder.exists() else []
 
 
 # --- migrations --------------------------------------------------------------
 
 
-async def test_fresh_db_migrates_and_reopen_is_noop(tmp_path):
-    db = tmp_path / "bot.sqlite3"
-    newest = load_migrations(REPO / "genrebot" / "storage" / "migrations" / "sqlite")[-1].number
-    async with await Storage.open(db, tmp_path / "data") as s:
-        assert await s.schema_version() == newest
+async def test_fresh_db_migrates_and_reopen_is_noop(backend):
+    async with await backend.open() as s:
+        assert isinstance(s, Storage)
+        assert await s.schema_version() == newest(backend)
         await add_prediction(s)
-    with raw(db) as c:
-        assert c.execute("PRAGMA user_version").fetchone()[0] == newest
-        tables = {r[0] for r in c.execute("SELECT name FROM sqlite_master WHERE type='table'")}
-    assert {"predictions", "feedback", "models"} <= tables
-    async with await Storage.open(db, tmp_path / "data") as s:
-        assert await s.schema_version() == newest
+    assert {"predictions", "feedback", "models"} <= await backend.tables()
+    async with await backend.open() as s:
+        assert await s.schema_version() == newest(backend)
         assert (await s.stats()).n_predictions == 1
 
 
-async def test_newer_database_is_refused(tmp_path):
-    db = tmp_path / "bot.sqlite3"
-    newest = load_migrations(REPO / "genrebot" / "storage" / "migrations" / "sqlite")[-1].number
-    with raw(db) as c:
-        c.execute(f"PRAGMA user_version = {newest + 4}")
+async def test_newer_database_is_refused(backend):
+    async with await backend.open():
+        pass
+    await backend.set_schema_version(newest(backend) + 4)
     with pytest.raises(StorageError) as info:
-        await Storage.open(db, tmp_path / "data")
+        await backend.open()
     assert str(info.value) == (
-        f"database schema version {newest + 4} is newer than this bot knows ({newest}); upgrade the bot"
+        f"database schema version {newest(backend) + 4} is newer than this bot knows ({newest(backend)}); "
+        "upgrade the bot"
     )
 
 
-async def test_failing_migration_rolls_back(tmp_path):
+async def test_failing_migration_rolls_back(backend, tmp_path):
     mig = tmp_path / "migrations"
     mig.mkdir()
     (mig / "001_first.sql").write_text("CREATE TABLE a (x INTEGER);\n")
     (mig / "002_broken.sql").write_text(
         "CREATE TABLE b (y INTEGER);\nINSERT INTO a VALUES (1);\nTHIS IS NOT SQL;\n"
     )
-    db = tmp_path / "bot.sqlite3"
-    with pytest.raises(StorageError, match="002_broken"):
-        await Storage.open(db, tmp_path / "data", mig)
-    with raw(db) as c:
-        assert c.execute("PRAGMA user_version").fetchone()[0] == 1
-        tables = {r[0] for r in c.execute("SELECT name FROM sqlite_master WHERE type='table'")}
-        assert "a" in tables and "b" not in tables
-        assert c.execute("SELECT count(*) FROM a").fetchone()[0] == 0
+    with pytest.raises(StorageError, match="002_broken.*left at version 1"):
+        await backend.open(mig)
+    tables = await backend.tables()
+    assert "a" in tables and "b" not in tables
+    assert await backend.raw("SELECT count(*) FROM a") == [(0,)]
     # Fixing the file lets the next open finish the job.
     (mig / "002_broken.sql").write_text("CREATE TABLE b (y INTEGER);\n")
-    async with await Storage.open(db, tmp_path / "data", mig) as s:
+    async with await backend.open(mig) as s:
         assert await s.schema_version() == 2
+
+
+async def test_processes_starting_together_migrate_once(backend):
+    stores = await asyncio.gather(*(backend.open() for _ in range(3)))
+    try:
+        assert [await s.schema_version() for s in stores] == [newest(backend)] * 3
+        await add_prediction(stores[0])
+        assert (await stores[2].stats()).n_predictions == 1
+    finally:
+        for s in stores:
+            await s.close()
 
 
 async def test_migration_files_are_validated(tmp_path):
@@ -115,9 +127,12 @@ async def test_migration_files_are_validated(tmp_path):
     (mig / "002_b.sql").write_text("BEGIN;\nCREATE TABLE b (x);\nCOMMIT;")
     with pytest.raises(StorageError, match="BEGIN"):
         load_migrations(mig)
+    (mig / "002_b.sql").write_text("CREATE TABLE b (x);\n-- done\ncommit;")
+    with pytest.raises(StorageError, match="COMMIT"):
+        load_migrations(mig, split_postgres)
 
 
-async def test_split_statements_keeps_triggers_and_strings():
+async def test_split_sqlite_keeps_triggers_and_strings():
     sql = textwrap.dedent(
         """
         -- header; with a semicolon
@@ -129,39 +144,82 @@ async def test_split_statements_keeps_triggers_and_strings():
         -- trailing comment
         """
     )
-    statements = split_statements(sql)
+    statements = split_sqlite(sql)
     assert len(statements) == 2
     assert statements[0].startswith("CREATE TABLE") and statements[1].endswith("END;")
 
 
-async def test_pragmas(store):
-    assert (await store._fetchone("PRAGMA journal_mode"))[0] == "wal"
-    assert (await store._fetchone("PRAGMA foreign_keys"))[0] == 1
-    assert (await store._fetchone("PRAGMA busy_timeout"))[0] == 5000
-    assert (await store._fetchone("PRAGMA synchronous"))[0] == 1  # NORMAL
+async def test_split_postgres_keeps_function_bodies_strings_and_comments():
+    sql = textwrap.dedent(
+        """
+        -- header; with a semicolon
+        CREATE TABLE "odd;name" (x TEXT DEFAULT 'it''s; fine', y TEXT DEFAULT E'back\\'slash;');
+        /* outer /* nested; */ still comment; */
+        CREATE FUNCTION f() RETURNS trigger AS $body$
+        BEGIN
+            NEW.x := 'y;';
+            RETURN NEW;
+        END;
+        $body$ LANGUAGE plpgsql;
+        SELECT $$a;b$$, price$1 FROM "odd;name";
+        """
+    )
+    statements = split_postgres(sql)
+    assert [s.split()[0] for s in statements] == ["CREATE", "CREATE", "SELECT"]
+    assert statements[1].endswith("LANGUAGE plpgsql;") and "RETURN NEW;" in statements[1]
 
 
-async def test_default_migrations_dir_is_the_packaged_folder():
-    assert storage_mod.default_migrations_dir() == REPO / "genrebot" / "storage" / "migrations" / "sqlite"
+async def test_packaged_migrations_are_package_data():
+    for name in ("sqlite", "postgres"):
+        assert migrations_dir(name) == REPO / "genrebot" / "storage" / "migrations" / name
+    assert load_migrations(migrations_dir("postgres"), split_postgres)[0].name == "001_initial"
+
+
+async def test_sqlite_pragmas(tmp_path):
+    from genrebot.storage.sqlite import SqliteStorage
+
+    async with await SqliteStorage.open(tmp_path / "bot.sqlite3", tmp_path / "data") as s:
+        assert (await s._fetchone("PRAGMA journal_mode"))[0] == "wal"
+        assert (await s._fetchone("PRAGMA foreign_keys"))[0] == 1
+        assert (await s._fetchone("PRAGMA busy_timeout"))[0] == 5000
+        assert (await s._fetchone("PRAGMA synchronous"))[0] == 1  # NORMAL
+
+
+async def test_postgres_commits_synchronously_whatever_the_server_default(pg_cluster, tmp_path):
+    from storage_backends import PostgresBackend
+
+    backend = PostgresBackend(tmp_path, await pg_cluster.create_database())
+    database = backend.url.rsplit("/", 1)[1]
+    await backend.raw(f'ALTER DATABASE "{database}" SET synchronous_commit = off')
+    try:
+        assert await backend.raw("SHOW synchronous_commit") == [("off",)]  # what others would get
+        async with await backend.open() as s:
+            async with s._pool.acquire() as conn:
+                assert await conn.fetchval("SHOW synchronous_commit") == "on"
+                assert await conn.fetchval("SHOW fsync") == "on"
+    finally:
+        await pg_cluster.drop_database(backend.url)
+
+
+async def test_postgres_url_password_never_shown(pg_cluster):
+    from genrebot.storage.postgres import PostgresStorage, redact
+
+    assert redact("postgresql://bot:s3cret@db.example:5432/genrebot") == "postgresql://bot:***@db.example:5432/genrebot"
+    url = pg_cluster.url("no_such_database").replace("genrebot@", "genrebot:s3cret@")
+    with pytest.raises(StorageError) as info:
+        await PostgresStorage.open(url)
+    assert "s3cret" not in str(info.value) and "no_such_database" in str(info.value)
 
 
 # --- predictions -------------------------------------------------------------
 
 
-async def test_prediction_round_trip_with_windows(store, tmp_path):
+async def test_prediction_round_trip_with_windows(backend, store):
     windows = np.random.default_rng(0).random((4, 128, 128, 2))  # float64 in, float32 stored
     pid = await store.record_prediction(
-        user_id=111,
-        guild_id=None,
-        channel_id=222,
-        interaction_id=333,
-        file_name="a b.flac",
-        file_sha256="f" * 64,
-        duration_s=12.25,
-        model_version="v7",
-        top_k=[("jazz", 0.25), ("blues", 0.6), ("rock", 0.15)],
-        windows=windows,
-        feature_config=FEATURES,
+        user_id=111, guild_id=None, channel_id=222, interaction_id=333, file_name="a b.flac",
+        file_sha256="f" * 64, duration_s=12.25, model_version="v7",
+        top_k=[("jazz", 0.25), ("blues", 0.6), ("rock", 0.15)], windows=windows, feature_config=FEATURES,
     )
     p = await store.get_prediction(pid)
     assert p is not None and p.id == pid
@@ -170,25 +228,53 @@ async def test_prediction_round_trip_with_windows(store, tmp_path):
     assert (p.genre, p.confidence) == ("blues", 0.6)
     assert p.top_k == (("blues", 0.6), ("jazz", 0.25), ("rock", 0.15))
     assert p.created_at.endswith("+00:00")
-    assert p.windows_path == tmp_path / "data" / "windows" / f"{pid}.npz"
-    loaded, config = load_windows(p.windows_path)
+    assert abs(dt.datetime.fromisoformat(p.created_at) - dt.datetime.now(dt.timezone.utc)) < dt.timedelta(minutes=1)
+    assert p.has_windows and not p.has_audio
+    loaded, config = await store.windows(pid)
     assert loaded.dtype == np.float32
     np.testing.assert_array_equal(loaded, windows.astype(np.float32))
     assert config == FEATURES
-    with np.load(p.windows_path) as npz:  # the plain numpy view, no pickle needed
-        assert set(npz.files) == {"windows", "feature_config"}
-    with raw(store.db_path) as c:
-        assert c.execute("SELECT windows_path FROM predictions WHERE id=?", (pid,)).fetchone()[0] == (
-            f"windows/{pid}.npz"
-        )
-    assert not [f for f in (tmp_path / "data" / "windows").iterdir() if f.name.startswith(".")]
+    if backend.name == "sqlite":  # a file named by the window store, recorded in the row
+        path = backend.data_dir / "windows" / f"{pid}.npz"
+        assert await backend.raw(f"SELECT windows_path FROM predictions WHERE id = {pid}") == [(f"windows/{pid}.npz",)]
+        with np.load(path) as npz:  # the plain numpy view, no pickle needed
+            assert set(npz.files) == {"windows", "feature_config"}
+        assert files_under(backend.data_dir) == [path], "no stray temp files"
+    else:  # in the database, next to its row; nothing in the data folder
+        assert await backend.raw(f"SELECT kind, suffix FROM prediction_files WHERE prediction_id = {pid}") == [
+            ("windows", ".npz")]
+        assert files_under(backend.data_dir) == []
 
 
 async def test_prediction_without_windows(store):
     pid = await add_prediction(store, windows=False)
     p = await store.get_prediction(pid)
-    assert p.windows_path is None
+    assert not p.has_windows and await store.windows(pid) is None
     assert await store.get_prediction(pid + 100) is None
+
+
+async def test_kept_audio_is_stored_with_the_prediction(backend, store):
+    pid = await add_prediction(store, audio=b"ID3 fake mp3 bytes", file_name="My Song.MP3")
+    odd = await add_prediction(store, audio=b"\x00\x01", file_name="x.mp3;rm -rf ~")
+    assert (await store.get_prediction(pid)).has_audio
+    assert await store.audio(pid) == (b"ID3 fake mp3 bytes", ".mp3")
+    assert await store.audio(odd) == (b"\x00\x01", ".bin")
+    assert await store.audio(await add_prediction(store)) is None
+    if backend.name == "sqlite":  # named by the audio store: audio/<id><suffix>
+        assert (backend.data_dir / "audio" / f"{pid}.mp3").read_bytes() == b"ID3 fake mp3 bytes"
+        assert (backend.data_dir / "audio" / f"{odd}.bin").is_file()
+
+
+async def test_a_failed_write_leaves_no_row_and_no_file(backend, store):
+    with pytest.raises(Exception):  # the row cannot be inserted (file_name NOT NULL): nothing is kept
+        await store.record_prediction(
+            user_id=1, guild_id=None, channel_id=None, interaction_id=None, file_name=None, file_sha256="0" * 64,
+            duration_s=3.0, model_version="v1", top_k=[("rock", 1.0)], windows=np.zeros((1, 8, 8, 1)),
+            feature_config=FEATURES, audio=b"audio")
+    assert (await store.stats()).n_predictions == 0
+    assert files_under(backend.data_dir) == []
+    if backend.name == "postgres":
+        assert await backend.raw("SELECT count(*) FROM prediction_files") == [(0,)]
 
 
 async def test_windows_need_feature_config(store):
@@ -218,15 +304,16 @@ async def test_attach_message_and_lookup(store):
         await store.attach_message(b, 999)  # one prediction per message
     with pytest.raises(StorageError):
         await store.attach_message(12345, 1000)  # no such prediction
+    big = 1_300_000_000_000_000_000  # snowflakes are 64-bit
+    await store.attach_message(b, big)
+    assert (await store.prediction_by_message(big)).id == b
 
 
 # --- feedback ----------------------------------------------------------------
 
 
-async def feedback_rows(store: Storage, pid: int):
-    return [tuple(r) for r in await store._db.execute_fetchall(
-        "SELECT user_id, vote, corrected_genre FROM feedback WHERE prediction_id = ? ORDER BY user_id", (pid,)
-    )]
+def voted(votes: list[Vote]) -> list[tuple]:
+    return sorted((v.user_id, v.vote, v.corrected_genre) for v in votes)
 
 
 async def test_one_vote_per_user(store):
@@ -234,12 +321,12 @@ async def test_one_vote_per_user(store):
     await store.set_vote(pid, 5, "right")
     await store.set_vote(pid, 5, "wrong")
     await store.set_vote(pid, 6, "right")
-    assert await feedback_rows(store, pid) == [(5, "wrong", None), (6, "right", None)]
+    assert voted(await store.votes(pid)) == [(5, "wrong", None), (6, "right", None)]
     await store.set_correction(pid, 6, "jazz")
     await store.set_vote(pid, 6, "wrong")  # a bare 'wrong' keeps the correction
-    assert await feedback_rows(store, pid) == [(5, "wrong", None), (6, "wrong", "jazz")]
+    assert voted(await store.votes(pid)) == [(5, "wrong", None), (6, "wrong", "jazz")]
     await store.set_vote(pid, 6, "right")  # 'right' clears it
-    assert await feedback_rows(store, pid) == [(5, "wrong", None), (6, "right", None)]
+    assert voted(await store.votes(pid)) == [(5, "wrong", None), (6, "right", None)]
     with pytest.raises(ValueError):
         await store.set_vote(pid, 5, "maybe")
     with pytest.raises(ValueError):
@@ -248,14 +335,22 @@ async def test_one_vote_per_user(store):
         await store.set_vote(pid + 100, 5, "right")  # no such prediction
 
 
+async def test_one_vote_per_user_under_concurrency(store):
+    pid = await add_prediction(store)
+    await asyncio.gather(*(store.set_vote(pid, 5, "right" if i % 2 else "wrong") for i in range(40)),
+                         *(store.set_correction(pid, 6, "jazz") for _ in range(10)))
+    assert [v.user_id for v in await store.votes(pid)].count(5) == 1
+    assert len(await store.votes(pid)) == 2
+
+
 async def test_retract_only_matching_vote(store):
     pid = await add_prediction(store)
     await store.set_vote(pid, 5, "right")
     await store.set_vote(pid, 5, "wrong")  # reacted ❌ after ✅
     assert await store.retract_vote(pid, 5, "right") is False  # stale ✅ removal
-    assert await feedback_rows(store, pid) == [(5, "wrong", None)]
+    assert voted(await store.votes(pid)) == [(5, "wrong", None)]
     assert await store.retract_vote(pid, 5, "wrong") is True
-    assert await feedback_rows(store, pid) == []
+    assert await store.votes(pid) == []
     assert await store.retract_vote(pid, 5, "wrong") is False
 
 
@@ -264,9 +359,10 @@ async def test_retract_only_matching_vote(store):
 
 @pytest.fixture
 def ticking_clock(monkeypatch):
-    """Distinct, increasing timestamps so 'earliest' is deterministic."""
-    ticks = iter(range(10**6))
-    monkeypatch.setattr(storage_mod, "_utcnow", lambda: f"2030-01-01T00:00:00.{next(ticks):06d}+00:00")
+    """Distinct, increasing Python timestamps (SQLite's clock; PostgreSQL uses the server's)."""
+    ticks = itertools.count()
+    start = dt.datetime(2030, 1, 1, tzinfo=dt.timezone.utc)
+    monkeypatch.setattr(base, "utcnow", lambda: start + dt.timedelta(microseconds=next(ticks)))
 
 
 async def build_corrections(store: Storage) -> dict[str, int]:
@@ -303,8 +399,6 @@ async def test_corrections_majority_logic(store, ticking_clock):
         p["tie_genres"]: ("metal", "corrected"),
         p["confirmed"]: ("rock", "confirmed"),
     }
-    for c in await store.corrections():
-        assert c.windows_path.is_absolute() and c.windows_path.is_file()
 
 
 async def test_correction_tie_follows_time_of_naming(store, ticking_clock):
@@ -320,6 +414,26 @@ async def test_correction_tie_follows_time_of_naming(store, ticking_clock):
     assert c.label == "blues"  # 1-1 tie: blues was named before user 1's later 'country'
 
 
+async def test_corrections_are_grouped_by_uploader_and_by_file(store):
+    sha = lambda c: c * 64  # noqa: E731
+    alice_x = await add_prediction(store, user_id=1001, sha=sha("a"))
+    alice_y = await add_prediction(store, user_id=1001, sha=sha("b"))
+    bob_y = await add_prediction(store, user_id=1002, sha=sha("b"))  # alice's file, uploaded by bob
+    bob_z = await add_prediction(store, user_id=1002, sha=sha("c"))
+    carol = await add_prediction(store, user_id=1003, sha=sha("d"))
+    dave_x = await add_prediction(store, user_id=1004, sha=sha("a"), windows=False)  # not exportable
+    dave_w = await add_prediction(store, user_id=1004, sha=sha("e"))
+    erin_t = await add_prediction(store, user_id=1005, sha=sha("f"))
+    fred_t = await add_prediction(store, user_id=1006, sha=sha("f"))  # erin's file, labelled otherwise
+    for pid in (alice_x, alice_y, bob_y, bob_z, carol, dave_x, dave_w, erin_t):
+        await store.set_correction(pid, 7, "jazz")
+    await store.set_correction(fred_t, 7, "metal")
+    groups = {c.prediction_id: c.group for c in await store.corrections()}
+    # bob_y is alice_y's file with the same label: one example, but it still links bob to alice
+    assert groups == {alice_x: f"corr-{alice_x}", alice_y: f"corr-{alice_x}", bob_z: f"corr-{alice_x}",
+                      carol: f"corr-{carol}", dave_w: f"corr-{dave_w}"}
+
+
 async def test_export_layout_and_manifest(store, tmp_path, ticking_clock):
     p = await build_corrections(store)
     out = tmp_path / "export"
@@ -331,53 +445,82 @@ async def test_export_layout_and_manifest(store, tmp_path, ticking_clock):
     }
     with open(out / "MANIFEST.csv", newline="") as f:
         rows = list(csv.DictReader(f))
-    assert list(rows[0]) == ["path", "genre", "group", "source"]
+    assert list(rows[0]) == ["path", "genre", "group", "artist", "split", "source"]
     assert {r["path"]: (r["genre"], r["source"]) for r in rows} == expected
+    first = min(p["corrected"], p["tie_genres"], p["confirmed"])
+    assert {r["group"] for r in rows} == {f"corr-{first}"}, "one uploader: one group"
     for r in rows:
-        assert r["group"] == Path(r["path"]).stem
-        windows, config = load_windows(out / r["path"])
+        windows, config = read_windows(out / r["path"])
         assert windows.shape == (3, 128, 128, 2) and config == FEATURES
+        pid = int(Path(r["path"]).stem.split("-")[1])
+        stored, _ = await store.windows(pid)
+        np.testing.assert_array_equal(windows, stored)
     files = sorted(str(f.relative_to(out)) for f in out.rglob("*") if f.is_file())
     assert files == sorted([*expected, "MANIFEST.csv"])
     with pytest.raises(StorageError, match="not empty"):
         await store.export_corrections(out)
 
 
+async def test_export_carries_no_discord_ids(store, tmp_path):
+    uploader, voter = 222222222222222222, 333333333333333333
+    pid = await add_prediction(store, user_id=uploader)
+    await store.attach_message(pid, 444444444444444444)
+    await store.set_correction(pid, voter, "jazz")
+    out = tmp_path / "export"
+    assert await store.export_corrections(out) == 1
+    text = (out / "MANIFEST.csv").read_text()
+    for snowflake in (uploader, voter, 444444444444444444, 10, 20, 30):
+        assert str(snowflake) not in text.replace(f"corr-{pid}", "").replace(f"pred-{pid}", "")
+
+
 async def test_export_is_readable_by_the_trainer(store, tmp_path, ticking_clock):
-    dataset = pytest.importorskip("genre_model.dataset")
+    from genre_model import dataset
+
     p = await build_corrections(store)
+    other = await add_prediction(store, user_id=99, sha="9" * 64)
+    await store.set_correction(other, 5, "blues")
     out = tmp_path / "export"
     await store.export_corrections(out)
-    want = {("jazz", p["corrected"]), ("metal", p["tie_genres"]), ("rock", p["confirmed"])}
-    for source in (out, out / "MANIFEST.csv"):  # genre folders, and the manifest
+    want = {("jazz", p["corrected"]), ("metal", p["tie_genres"]), ("rock", p["confirmed"]), ("blues", other)}
+    for source in (out, out / "MANIFEST.csv"):
         tracks = dataset.load_dataset(source)
         assert {(t.label, int(t.path.stem.split("-")[1])) for t in tracks} == want
         assert all(t.is_windows for t in tracks)
+        assert {t.path.stem: t.group for t in tracks}[f"pred-{other}"] == f"corr-{other}"
+        assert len({t.group for t in tracks}) == 2
 
 
 async def test_export_empty(store, tmp_path):
     assert await store.export_corrections(tmp_path / "empty") == 0
-    assert (tmp_path / "empty" / "MANIFEST.csv").read_text().strip() == "path,genre,group,source"
+    assert (tmp_path / "empty" / "MANIFEST.csv").read_text().strip() == "path,genre,group,artist,split,source"
 
 
 # --- privacy -----------------------------------------------------------------
 
 
-async def test_forget_user(store):
-    mine = [await add_prediction(store, user_id=7), await add_prediction(store, user_id=7, windows=False)]
-    other = await add_prediction(store, user_id=8)
-    files = [(await store.get_prediction(mine[0])).windows_path, (await store.get_prediction(other)).windows_path]
-    assert all(f.is_file() for f in files)
+async def test_forget_user_deletes_everything(backend, store):
+    mine = [await add_prediction(store, user_id=7, audio=b"my upload"), await add_prediction(store, user_id=7, windows=False)]
+    other = await add_prediction(store, user_id=8, audio=b"their upload")
     await store.set_vote(mine[0], 8, "wrong")  # someone else's vote on my prediction
     await store.set_vote(mine[0], 7, "right")
     await store.set_vote(other, 7, "right")  # my vote elsewhere
     await store.set_vote(other, 9, "right")
+    files_before = files_under(backend.data_dir)
 
     assert await store.forget_user(7) == (2, 3)
     assert await store.get_prediction(mine[0]) is None and await store.get_prediction(mine[1]) is None
-    assert not files[0].exists() and files[1].is_file()
-    assert await feedback_rows(store, other) == [(9, "right", None)]
-    assert await feedback_rows(store, mine[0]) == []
+    assert await store.windows(mine[0]) is None and await store.audio(mine[0]) is None
+    assert voted(await store.votes(other)) == [(9, "right", None)]
+    assert await store.votes(mine[0]) == []
+    assert (await store.windows(other)) is not None and await store.audio(other) == (b"their upload", ".mp3")
+    if backend.name == "sqlite":
+        gone = {backend.data_dir / "windows" / f"{mine[0]}.npz", backend.data_dir / "audio" / f"{mine[0]}.mp3"}
+        assert gone <= set(files_before)
+        assert set(files_under(backend.data_dir)) == set(files_before) - gone
+    else:
+        assert await backend.raw("SELECT DISTINCT prediction_id FROM prediction_files") == [(other,)]
+        assert files_under(backend.data_dir) == []
+    assert await backend.raw("SELECT count(*) FROM feedback WHERE user_id = 7") == [(0,)]
     assert await store.forget_user(7) == (0, 0)
 
 
@@ -385,8 +528,7 @@ async def test_forget_user(store):
 
 
 async def test_stats(store):
-    empty = await store.stats()
-    assert empty == storage_mod.Stats(0, 0, 0, 0, 0, None, None)
+    assert await store.stats() == Stats(0, 0, 0, 0, 0, None, None)
     a = await add_prediction(store)
     b = await add_prediction(store)
     await add_prediction(store)  # no feedback
@@ -397,15 +539,10 @@ async def test_stats(store):
     await store.set_correction(b, 2, "jazz")  # tie: not a 'right' majority
     await store.record_model("v1", "models/v1", {"acc": 0.8})
     await store.set_live_model("v1")
-    s = await store.stats()
-    assert s.n_predictions == 3
-    assert (s.n_votes_right, s.n_votes_wrong, s.n_corrections) == (3, 2, 2)
-    assert s.n_predictions_with_feedback == 2
-    assert s.feedback_accuracy == 0.5
-    assert s.live_model_version == "v1"
+    assert await store.stats() == Stats(3, 3, 2, 2, 2, 0.5, "v1")
 
 
-async def test_models_keep_exactly_one_live(store):
+async def test_models_keep_exactly_one_live(backend, store):
     assert await store.live_model() is None
     await store.record_model("v1", "models/v1", {"val_acc": 0.71}, note="first")
     await store.record_model("v2", "models/v2", {"val_acc": 0.75})
@@ -416,13 +553,21 @@ async def test_models_keep_exactly_one_live(store):
     await store.set_live_model("v2")  # idempotent
     live = await store.live_model()
     assert live.version == "v2" and live.is_live and live.metrics == {"val_acc": 0.75}
+    assert live.created_at.endswith("+00:00")
     models = await store.list_models()
     assert [(m.version, m.is_live, m.note) for m in models] == [("v1", False, "first"), ("v2", True, "")]
     with pytest.raises(StorageError):
         await store.set_live_model("nope")
     assert (await store.live_model()).version == "v2"
-    with pytest.raises(sqlite3.IntegrityError):  # the partial unique index itself
-        await store._db.execute("UPDATE models SET is_live = 1")
+    with pytest.raises(Exception, match="(?i)unique"):  # the partial unique index itself
+        await backend.raw("UPDATE models SET is_live = " + ("1" if backend.name == "sqlite" else "true"))
+
+
+async def test_concurrent_promotions_leave_one_live_model(store):
+    for v in range(6):
+        await store.record_model(f"v{v}", f"models/v{v}", {})
+    await asyncio.gather(*(store.set_live_model(f"v{v}") for v in range(6) for _ in range(3)))
+    assert sum(m.is_live for m in await store.list_models()) == 1
 
 
 # --- durability --------------------------------------------------------------
@@ -436,38 +581,105 @@ async def test_concurrent_writes_are_serialised(store):
     assert (s.n_votes_right, s.n_votes_wrong, s.n_predictions) == (25, 25, 6)
 
 
-async def test_vote_survives_sigkill(tmp_path):
-    db, data = tmp_path / "bot.sqlite3", tmp_path / "data"
-    async with await Storage.open(db, data) as s:
-        pid = await add_prediction(s)
-    child = textwrap.dedent(
-        f"""
-        import asyncio, sys, time
-        from pathlib import Path
-        from genrebot.storage import Storage
+VOTER = textwrap.dedent(
+    """
+    import asyncio, json, sys
+    from genrebot.backends import open_storage
+    from genrebot.settings import load_settings
 
-        async def main():
-            s = await Storage.open(Path({str(db)!r}), Path({str(data)!r}))
-            await s.set_vote({pid}, 42, "wrong")
-            await s.set_correction({pid}, 43, "jazz")
-            print("ack", flush=True)
-            time.sleep(60)  # killed here, connection still open
+    async def main():
+        env, pid = json.loads(sys.argv[1]), int(sys.argv[2])
+        store = await open_storage(load_settings(env, dotenv=False, require_token=False))
+        for user in range(1000, 3000):
+            if user % 3:
+                await store.set_vote(pid, user, "wrong" if user % 2 else "right")
+            else:
+                await store.set_correction(pid, user, "jazz")
+            print(user, flush=True)  # acknowledged: the method has returned
+        await asyncio.sleep(60)
 
-        asyncio.run(main())
-        """
-    )
+    asyncio.run(main())
+    """
+)
+
+
+def start_voter(backend, pid: int) -> subprocess.Popen:
+    import json
+
     env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(REPO), os.environ.get("PYTHONPATH", "")])}
-    proc = subprocess.Popen([sys.executable, "-c", child], stdout=subprocess.PIPE, env=env, text=True)
-    try:
+    settings_env = {"GENREBOT_DATA_DIR": str(backend.data_dir), **backend.env}
+    return subprocess.Popen([sys.executable, "-c", VOTER, json.dumps(settings_env), str(pid)],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env, text=True)
+
+
+async def read_acks(proc: subprocess.Popen, at_least: int) -> list[int]:
+    acked = []
+    while len(acked) < at_least:
         line = await asyncio.wait_for(asyncio.to_thread(proc.stdout.readline), timeout=60)
-        assert line.strip() == "ack"
-        os.kill(proc.pid, signal.SIGKILL)
+        assert line, f"voter died: {proc.stderr.read()}"
+        acked.append(int(line))
+    return acked
+
+
+def expected_vote(user: int) -> tuple:
+    return (user, "wrong", "jazz") if user % 3 == 0 else (user, "wrong" if user % 2 else "right", None)
+
+
+async def test_vote_burst_survives_sigkill_and_old_predictions_still_take_votes(backend):
+    async with await backend.open() as s:
+        pid = await add_prediction(s)
+        await s.attach_message(pid, 5555)
+    proc = start_voter(backend, pid)
+    try:
+        acked = await read_acks(proc, 40)
+        os.kill(proc.pid, signal.SIGKILL)  # mid-burst: more votes are in flight
         assert proc.wait(timeout=10) == -signal.SIGKILL
+        acked += [int(line) for line in proc.stdout.read().split()]  # acknowledged before the kill
     finally:
         if proc.poll() is None:
             proc.kill()
             proc.wait()
         proc.stdout.close()
-    async with await Storage.open(db, data) as s:
-        assert (await s._fetchone("PRAGMA integrity_check"))[0] == "ok"
-        assert await feedback_rows(s, pid) == [(42, "wrong", None), (43, "wrong", "jazz")]
+        proc.stderr.close()
+    if backend.name == "sqlite":
+        assert await backend.raw("PRAGMA integrity_check") == [("ok",)]
+    async with await backend.open() as s:
+        kept = {v.user_id: (v.user_id, v.vote, v.corrected_genre) for v in await s.votes(pid)}
+        assert all(kept.get(user) == expected_vote(user) for user in acked), "an acknowledged vote was lost"
+        assert set(kept) <= set(range(1000, 3000))
+        print(f"\n{backend.name}: {len(acked)} votes acknowledged before SIGKILL, {len(kept)} stored")
+        old = await s.prediction_by_message(5555)
+        await s.set_vote(old.id, 42, "right")
+        assert (42, "right", None) in voted(await s.votes(old.id))
+
+
+async def test_postgres_acknowledged_votes_survive_a_server_crash(tmp_path):
+    """The database server itself dies mid-burst (immediate shutdown: no checkpoint, WAL replay on
+    start): every vote it acknowledged is there afterwards."""
+    from pgcluster import PostgresCluster
+    from storage_backends import PostgresBackend
+
+    cluster = PostgresCluster().start()
+    try:
+        backend = PostgresBackend(tmp_path, await cluster.create_database())
+        async with await backend.open() as s:
+            pid = await add_prediction(s)
+        proc = start_voter(backend, pid)
+        try:
+            acked = await read_acks(proc, 40)
+            cluster.crash()
+            proc.wait(timeout=30)  # the voter fails: its connection is gone
+            acked += [int(line) for line in proc.stdout.read().split()]
+        finally:
+            if proc.poll() is None:
+                proc.kill()
+                proc.wait()
+            proc.stdout.close()
+            proc.stderr.close()
+        cluster.restart()
+        async with await backend.open() as s:
+            kept = {v.user_id: (v.user_id, v.vote, v.corrected_genre) for v in await s.votes(pid)}
+        assert all(kept.get(user) == expected_vote(user) for user in acked), "an acknowledged vote was lost"
+        print(f"\npostgres crash: {len(acked)} votes acknowledged, {len(kept)} stored after recovery")
+    finally:
+        cluster.stop()

@@ -134,13 +134,11 @@ class GenreCog(commands.Cog):
             user_id=interaction.user.id, guild_id=interaction.guild_id, channel_id=interaction.channel_id,
             interaction_id=interaction.id, file_name=name, file_sha256=result.file_sha256,
             duration_s=result.duration_s, model_version=result.model_version, top_k=result.top_k,
-            windows=result.windows, feature_config=result.feature_config)
-        if settings.keep_audio:
-            audio_dir = settings.data_dir / "audio"
-            audio_dir.mkdir(parents=True, exist_ok=True)
-            await asyncio.to_thread((audio_dir / f"{prediction_id}{PurePath(name).suffix}").write_bytes, data)
+            windows=result.windows, feature_config=result.feature_config,
+            audio=data if settings.keep_audio else None)
         embed = replies.prediction_embed(file_name=name, genre=result.genre, confidence=result.confidence,
                                          top_k=result.top_k, duration_s=result.duration_s,
+                                         analysed_s=result.analysed_s, n_windows=result.n_windows,
                                          model_version=result.model_version)
         image = discord.File(io.BytesIO(result.image_png), filename=replies.IMAGE_NAME)
         # Edit Original Interaction Response, the documented way to resolve a defer (a first follow-up

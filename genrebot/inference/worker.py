@@ -38,6 +38,9 @@ class ClassifyResult:
     duration_s: float
     model_version: str
     file_sha256: str
+    #: Seconds of the decoded audio the analysed windows heard, and how many windows.
+    analysed_s: float
+    n_windows: int
     image_png: bytes = dataclasses.field(repr=False)
     windows: np.ndarray = dataclasses.field(repr=False)
     feature_config: dict = dataclasses.field(repr=False)
@@ -90,7 +93,7 @@ def _classify(data: bytes, filename: str, max_seconds: float, top_k: int) -> Cla
         genre=pred.genre, probabilities=pred.probabilities, top_k=pred.top_k(top_k),
         timeline=[(s.start_s, s.end_s, s.genre, s.p) for s in pred.timeline],
         duration_s=pred.duration_s, model_version=pred.model_version,
-        file_sha256=hashlib.sha256(data).hexdigest(),
+        file_sha256=hashlib.sha256(data).hexdigest(), analysed_s=pred.analysed_s, n_windows=pred.n_windows,
         image_png=pred.image(_classifier.labels, filename),
         windows=pred.windows, feature_config=_classifier.info.features.to_dict(),
     )

@@ -1,0 +1,210 @@
+"""The storage interface: row types, the :class:`Storage` protocol, and the checks every backend shares.
+
+Two implementations sit side by side: :mod:`genrebot.storage.sqlite` (one machine, the default)
+and :mod:`genrebot.storage.postgres` (several bot processes sharing one database).
+:func:`genrebot.backends.open_storage` picks one from the settings.
+
+Guarantees every backend keeps (and the shared test-suite checks on both):
+
+* a write is durable when its method returns (a killed bot process loses no acknowledged vote);
+* one vote per user per prediction; a reaction removal only retracts the vote it added;
+* :meth:`Storage.forget_user` deletes a user's predictions with everything stored for them
+  (feature windows, kept audio, every vote on them) and the user's votes elsewhere;
+* the schema is versioned; a database newer than the code refuses to open.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import datetime as dt
+import re
+from pathlib import Path, PurePath
+from typing import Any, Iterable, Protocol, Sequence, runtime_checkable
+
+import numpy as np
+
+from genrebot.feedback import VOTES, Correction, Rated, Vote
+
+__all__ = ["Correction", "ModelRow", "Prediction", "Stats", "Storage", "VOTES", "Vote", "audio_suffix",
+           "check_label", "check_vote", "utcnow"]
+
+
+@dataclasses.dataclass(frozen=True)
+class Prediction:
+    """One classified upload. ``created_at`` is ISO-8601 UTC; ``has_windows`` / ``has_audio`` say
+    whether its feature windows / the uploaded file are kept."""
+
+    id: int
+    user_id: int
+    guild_id: int | None
+    channel_id: int | None
+    message_id: int | None
+    interaction_id: int | None
+    created_at: str
+    file_name: str
+    file_sha256: str
+    duration_s: float
+    model_version: str
+    genre: str
+    confidence: float
+    top_k: tuple[tuple[str, float], ...]
+    has_windows: bool
+    has_audio: bool
+
+
+@dataclasses.dataclass(frozen=True)
+class ModelRow:
+    """A trained model known to the bot; ``path`` is relative to the data folder."""
+
+    version: str
+    created_at: str
+    path: str
+    metrics: dict[str, Any]
+    is_live: bool
+    note: str
+
+
+@dataclasses.dataclass(frozen=True)
+class Stats:
+    """Counts for ``/genre-stats``; ``feedback_accuracy`` is None without feedback."""
+
+    n_predictions: int
+    n_votes_right: int
+    n_votes_wrong: int
+    n_corrections: int
+    n_predictions_with_feedback: int
+    feedback_accuracy: float | None
+    live_model_version: str | None
+
+
+@runtime_checkable
+class Storage(Protocol):
+    """Predictions, votes and models, for the bot. Every method is a coroutine safe to call
+    concurrently; every write is one transaction, committed (durable) before it returns."""
+
+    async def close(self) -> None:
+        """Release connections; waits for running statements."""
+
+    async def __aenter__(self) -> "Storage": ...
+
+    async def __aexit__(self, *exc_info: object) -> None: ...
+
+    async def schema_version(self) -> int:
+        """The number of the last applied migration."""
+
+    # -- predictions
+    async def record_prediction(self, *, user_id: int, guild_id: int | None, channel_id: int | None,
+                                interaction_id: int | None, file_name: str, file_sha256: str, duration_s: float,
+                                model_version: str, top_k: Sequence[tuple[str, float]], windows: np.ndarray | None,
+                                feature_config: dict | None, audio: bytes | None = None) -> int:
+        """Store a prediction with its feature windows (and the upload itself only if ``audio`` is
+        given: GENREBOT_KEEP_AUDIO); return its id. Row and files are stored together or not at all."""
+
+    async def attach_message(self, prediction_id: int, message_id: int) -> None:
+        """Remember the bot's reply message, so reactions find the prediction."""
+
+    async def get_prediction(self, prediction_id: int) -> Prediction | None: ...
+
+    async def prediction_by_message(self, message_id: int) -> Prediction | None: ...
+
+    async def windows(self, prediction_id: int) -> tuple[np.ndarray, dict] | None:
+        """The stored feature windows and their feature settings, or None."""
+
+    async def audio(self, prediction_id: int) -> tuple[bytes, str] | None:
+        """The kept upload and its file suffix (``".mp3"``), or None."""
+
+    # -- feedback
+    async def set_vote(self, prediction_id: int, user_id: int, vote: str) -> None:
+        """Record ``vote`` ('right'/'wrong'), replacing this user's earlier vote (a 'right' clears
+        a correction, a bare 'wrong' keeps it). Unknown prediction -> StorageError."""
+
+    async def set_correction(self, prediction_id: int, user_id: int, genre: str) -> None:
+        """Record a 'wrong' vote naming the right genre (replaces the user's vote)."""
+
+    async def retract_vote(self, prediction_id: int, user_id: int, vote: str) -> bool:
+        """Delete the user's vote only if it is still ``vote``; True if deleted."""
+
+    async def votes(self, prediction_id: int) -> list[Vote]:
+        """The current votes on a prediction, oldest first."""
+
+    async def stats(self) -> Stats: ...
+
+    # -- models
+    async def record_model(self, version: str, path: str, metrics: dict, note: str = "") -> None:
+        """Register a trained model (not live yet); a known version -> StorageError."""
+
+    async def set_live_model(self, version: str) -> None:
+        """Make ``version`` the one live model; unknown version -> StorageError."""
+
+    async def live_model(self) -> ModelRow | None: ...
+
+    async def list_models(self) -> list[ModelRow]:
+        """All models, oldest first."""
+
+    # -- privacy and retraining data
+    async def forget_user(self, user_id: int) -> tuple[int, int]:
+        """Delete the user's predictions (with windows, audio and every vote on them) and the
+        user's votes elsewhere; returns (predictions deleted, feedback rows deleted)."""
+
+    async def corrections(self) -> list[Correction]:
+        """The correction dataset (:func:`genrebot.feedback.corrections` over every prediction
+        with windows and votes)."""
+
+    async def export_corrections(self, out_dir: Path) -> int:
+        """Write the correction dataset as ``<label>/pred-<id>.npz`` + ``MANIFEST.csv`` into an
+        empty or missing ``out_dir``; returns the number of examples written."""
+
+
+# ---------------------------------------------------------------------------------------- shared checks
+
+
+def utcnow() -> dt.datetime:
+    """The current time, UTC (one place, so tests can make it tick deterministically)."""
+    return dt.datetime.now(dt.timezone.utc)
+
+
+def iso(moment: dt.datetime) -> str:
+    """ISO-8601 UTC with microseconds, as row types carry times (sorts as text)."""
+    return moment.astimezone(dt.timezone.utc).isoformat(timespec="microseconds")
+
+
+def check_label(genre: str) -> str:
+    """A genre must be usable as a folder name in an export."""
+    label = genre.strip() if isinstance(genre, str) else ""
+    if not label or label in (".", "..") or any(c in label for c in "/\\\0") or len(label) > 100:
+        raise ValueError(f"not a usable genre label: {genre!r}")
+    return label
+
+
+def check_vote(vote: str) -> None:
+    if vote not in VOTES:
+        raise ValueError(f"vote must be 'right' or 'wrong', not {vote!r}")
+
+
+def ranked_top_k(top_k: Sequence[tuple[str, float]]) -> list[tuple[str, float]]:
+    """``top_k`` best first, as plain ``(str, float)`` pairs; empty -> ValueError."""
+    ranked = sorted(((str(label), float(p)) for label, p in top_k), key=lambda lp: -lp[1])
+    if not ranked:
+        raise ValueError("top_k is empty")
+    return ranked
+
+
+_SUFFIX = re.compile(r"^\.[a-z0-9]{1,10}$")
+
+
+def audio_suffix(file_name: str) -> str:
+    """The suffix a kept upload is stored under: the file name's own if it is plain
+    (``".mp3"``), else ``".bin"``. Never a path separator or anything a shell would mind."""
+    suffix = PurePath(file_name).suffix.lower()
+    return suffix if _SUFFIX.match(suffix) else ".bin"
+
+
+def rated(rows: Iterable[Sequence[Any]]) -> list[Rated]:
+    """Rows of ``(prediction id, uploader, file sha256, genre, voter, vote, corrected genre)``,
+    sorted by prediction then vote time -> one :class:`genrebot.feedback.Rated` per prediction."""
+    votes: dict[int, list[Vote]] = {}
+    first: dict[int, tuple[int, str, str]] = {}
+    for pid, uploader, sha, genre, voter, vote, corrected in rows:
+        first.setdefault(pid, (uploader, sha, genre))
+        votes.setdefault(pid, []).append(Vote(voter, vote, corrected))
+    return [Rated(pid, *first[pid], tuple(v)) for pid, v in votes.items()]

@@ -1,0 +1,90 @@
+"""genre_model.train: the musicnn recipe end to end on synthetic genres, cross-validation by artist,
+sample weights and the logistic head."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from conftest import STYLES, encode, run_python, styled_dataset, styled_music as styled
+from genre_model.dataset import Track
+from genre_model.recipe import TrainOptions
+
+pytestmark = pytest.mark.slow
+SR = 16000
+@pytest.fixture(scope="module")
+def dataset(tmp_path_factory) -> Path:
+    return styled_dataset(tmp_path_factory.mktemp("styled"))
+
+
+def test_sample_weights_balance_genres_and_artists() -> None:
+    from genre_model.train import sample_weights
+
+    tracks = [Track(Path(f"{i}.wav"), label, group) for i, (label, group) in
+              enumerate([("a", "x")] * 6 + [("a", "y")] * 2 + [("b", "z")] * 2)]
+    for weighting in ("class", "artist+class"):
+        w = sample_weights(tracks, weighting)
+        assert w.mean() == pytest.approx(1.0)
+        assert w[:8].sum() == pytest.approx(w[8:].sum())  # every genre weighs the same
+    w = sample_weights(tracks, "artist+class")
+    assert w[:6].sum() == pytest.approx(w[6:8].sum())  # and every artist within a genre
+    assert np.all(sample_weights(tracks, "none") == 1.0)
+
+
+def test_fit_logistic_is_the_standardised_sklearn_model() -> None:
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.pipeline import make_pipeline
+    from sklearn.preprocessing import StandardScaler
+
+    from genre_model.train import fit_logistic
+
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=(60, 8)) * rng.uniform(0.1, 10, 8) + rng.normal(size=8) * 5
+    y = np.repeat([0, 2], 30)  # class 1 never seen
+    head = fit_logistic(x, y, np.ones(60), n_classes=3, c=0.1)
+    ref = make_pipeline(StandardScaler(), LogisticRegression(C=0.1, max_iter=5000)).fit(x, y)
+    scores = head(x)
+    np.testing.assert_allclose(scores[:, [0, 2]] - scores[:, [0, 2]].mean(1, keepdims=True),
+                               ref.decision_function(x)[:, None] * [-0.5, 0.5], atol=1e-6)
+    assert (scores.argmax(1) == ref.predict(x)).all() and (scores[:, 1] < -20).all()
+
+
+def test_train_musicnn_end_to_end(dataset: Path, tmp_path: Path) -> None:
+    from genre_model.artifact import load_info
+    from genre_model.predict import Classifier
+    from genre_model.train import train
+
+    opts = TrainOptions(c=0.1, detector_clips=1, calibration_folds=2, cache_dir=tmp_path / "cache")
+    info = train([dataset], tmp_path / "model", opts, version="styled-1", log=lambda m: None)
+    assert load_info(tmp_path / "model").version == "styled-1" and info.detector and len(info.tags) == 50
+    held = info.metrics["held_out"]
+    assert held["n_tracks"] == 12 and held["split"] == "2 folds grouped by artist"
+    assert held["accuracy"] >= 0.75, held  # new artists of three very different synthetic styles
+    clf = Classifier(tmp_path / "model")
+    for genre in STYLES:
+        clip = encode(styled(genre, 6.0, seed=900 + len(genre)), tmp_path / f"new-{genre}.wav", SR)
+        pred = clf.predict(clip)
+        assert pred.music and pred.genre in STYLES and len(pred.tags) == 3
+        assert pred.to_json("x")["tags"][0]["tag"] in info.tags
+    assert any(p.name.startswith("nonmusic-") for p in (tmp_path / "cache").iterdir())  # cached for the next retrain
+
+
+def test_cv_groups_by_artist_with_intervals(dataset: Path, tmp_path: Path) -> None:
+    result = run_python(["-m", "genre_model.cli", "cv", str(dataset), "--folds", "2", "--seeds", "1,2", "--json",
+                         "--c", "0.1", "--detector-clips", "1", "--calibration-folds", "2",
+                         "--cache", str(tmp_path / "cache")], cwd=tmp_path, timeout=900)
+    assert result.returncode == 0, result.stderr[-2000:]
+    rep = json.loads(result.stdout)
+    assert rep["grouping"] == "artist" and rep["seeds"] == [1, 2] and len(rep["fold_accuracy"]) == 4
+    assert rep["n_tracks"] == 12
+    low, high = rep["accuracy_ci"]
+    assert 0.0 <= low <= rep["accuracy"] <= high <= 1.0
+    assert len(rep["balanced_accuracy_ci"]) == 2
+    text = run_python(["-m", "genre_model.cli", "cv", str(dataset), "--folds", "2", "--group-by", "track", "--c", "0.1",
+                       "--detector-clips", "1", "--calibration-folds", "2", "--cache", str(tmp_path / "cache")],
+                      cwd=tmp_path, timeout=900)
+    assert text.returncode == 0, text.stderr[-2000:]
+    assert "grouped by track" in text.stdout and "95% CI" in text.stdout
