@@ -16,7 +16,7 @@ The recipe:
    model had not seen (musicnn: out-of-fold predictions of folds grouped by artist;
    cnn: the validation split);
 4. a sound detector (music / speech / tone / noise) on the same embedding, trained on the
-   training songs against generated non-music (:mod:`genre_model.nonmusic`);
+   training songs against generated non-music (:mod:`genre_model.sounds`);
 5. export: embedder (Keras and LiteRT), linear head, detector, metadata, training curves.
 """
 
@@ -286,7 +286,7 @@ class Trainer:
             self.embedder = build_musicnn_embedder(self.features, opts.pooling, opts.transform, tags=True)
             self.tags = tuple(MSD_TAGS)
         self._inputs: dict[Path, np.ndarray | None] = {}
-        self._nonmusic: tuple[list[np.ndarray], list[str]] | None = None
+        self._generated: tuple[list[np.ndarray], list[str]] | None = None
 
     @property
     def _tag(self) -> str:
@@ -361,34 +361,36 @@ class Trainer:
         return Fitted(embedder, head, features, temperature, history=history, held_out=held_out)
 
     def _fit_detector(self, fitted: Fitted, train: Sequence[Track]) -> SoundDetector:
-        others, sounds = self._nonmusic_embeddings(fitted)
-        return fit_detector(_song_means(self._embedded(fitted, train)), _song_means(others), sounds)
+        clips, sounds = self._generated_embeddings(fitted)
+        songs = _song_means(self._embedded(fitted, train))
+        generated = _song_means(clips)
+        return fit_detector(np.concatenate([songs, generated]), ["music"] * len(songs) + sounds)
 
-    def _nonmusic_embeddings(self, fitted: Fitted) -> tuple[list[np.ndarray], list[str]]:
-        """Embeddings of the generated non-music clips (cached with the musicnn embeddings)."""
-        from genre_model.nonmusic import nonmusic_set
+    def _generated_embeddings(self, fitted: Fitted) -> tuple[list[np.ndarray], list[str]]:
+        """Embeddings of the generated detector clips and their sounds (cached with the musicnn embeddings)."""
+        from genre_model.sounds import detector_set
 
         n, seed = self.opts.detector_clips, self.opts.seed
         cached = None
         if self.opts.arch == "musicnn":  # a cnn embedder changes with every fit
-            if self._nonmusic is not None:
-                return self._nonmusic
+            if self._generated is not None:
+                return self._generated
             if self.opts.cache_dir is not None:
-                key = hashlib.sha256(f"nonmusic|{self._tag}|{self.features.fingerprint()}|{n}|{seed}".encode())
-                cached = Path(self.opts.cache_dir) / f"nonmusic-{key.hexdigest()[:24]}.npz"
+                key = hashlib.sha256(f"detector-set-2|{self._tag}|{self.features.fingerprint()}|{n}|{seed}".encode())
+                cached = Path(self.opts.cache_dir) / f"detector-set-{key.hexdigest()[:24]}.npz"
                 if cached.is_file():
                     with np.load(cached) as data:
-                        self._nonmusic = ([data[f"e{i}"] for i in range(int(data["n"]))], [str(x) for x in data["sounds"]])
-                    return self._nonmusic
-        clips = nonmusic_set(n, self.features.sample_rate, part="train", seed=seed)
-        self.log(f"embedding {len(clips)} generated non-music clips for the sound detector")
+                        self._generated = ([data[f"e{i}"] for i in range(int(data["n"]))], [str(x) for x in data["sounds"]])
+                    return self._generated
+        clips = detector_set(n, self.features.sample_rate, part="train", seed=seed)
+        self.log(f"embedding {len(clips)} generated clips for the sound detector")
         embedded = []
         for clip in clips:
             windows = extract_windows(clip.samples, self.features, hop_frames=self.features.window_frames)[0]
             embedded.append(np.asarray(fitted.embedder.predict(normalise_for(fitted, windows), verbose=0)))
         result = (embedded, [c.sound for c in clips])
         if self.opts.arch == "musicnn":
-            self._nonmusic = result
+            self._generated = result
             if cached is not None:
                 cached.parent.mkdir(parents=True, exist_ok=True)
                 np.savez(cached, n=len(embedded), sounds=np.array(result[1]),

@@ -1,15 +1,18 @@
-"""Sounds that are not music, generated here, to teach the model to say so.
+"""Sounds generated here to teach the sound detector what is music and what is not.
 
-The not-music detector (:mod:`genre_model.detector`) learns "music" from the training
-songs and "not music" from these: pure tones, chords of sines, sweeps, telephone tones,
-noise of several colours, click trains, mains hum, and speech synthesised by espeak-ng
-(Debian's ``espeak-ng`` package) in several voices and languages. Every clip is made
-from a seed, so a set is reproducible; :func:`nonmusic_set` keeps the voices, languages
-and parameter draws of its ``"train"`` and ``"heldout"`` parts apart, so the held-out
-part measures what the detector catches of sounds it was not trained on.
+The detector (:mod:`genre_model.detector`) learns "music" from the training songs, and
+"not music" from pure tones, chords of sines, sweeps, telephone tones, noise of several
+colours, click trains, mains hum, and speech synthesised by espeak-ng (Debian's
+``espeak-ng`` package) in several voices and languages. It also learns "music" from
+synthesised bands (:func:`band`: drums, bass, chords, melody): without them the
+detector would learn "synthesised timbre = not music", and electronic music, which the
+training songs (GTZAN) lack, would come back as "a tone".
 
-Signal generators are small pure functions of (seconds, sample rate, rng); only
-:func:`speech` runs a program.
+Every clip is made from a seed, so a set is reproducible; :func:`detector_set` keeps the
+voices, languages and parameter draws of its ``"train"`` and ``"heldout"`` parts apart, so
+the held-out part measures the detector on sounds it was not trained on. Signal
+generators are small pure functions of (seconds, sample rate, rng); only :func:`speech`
+runs a program.
 """
 
 from __future__ import annotations
@@ -152,6 +155,94 @@ def hum(seconds: float, sr: int, rng: np.random.Generator) -> np.ndarray:
     return x + rng.uniform(0.01, 0.1) * rng.standard_normal(len(t))
 
 
+#: Drum patterns over 8 eighth notes: (kick, snare, hi-hat) steps; one is drawn per band.
+_GROOVES = (
+    ((0, 4), (2, 6), range(8)),  # backbeat rock/pop
+    ((0, 2, 4, 6), (2, 6), (1, 3, 5, 7)),  # four on the floor
+    ((0, 3, 5), (2, 6), range(0, 8, 2)),  # syncopated
+    ((0,), (4,), range(0, 8, 2)),  # half time
+    ((), (), ()),  # no drums: a ballad or ambient piece
+)
+_PROGRESSIONS = ((0, 7, 9, 5), (0, 5, 7, 0), (9, 5, 0, 7), (0, 3, 5, 7), (0, 0, 5, 7), (2, 7, 0, 0))
+_SCALES = ((0, 2, 4, 5, 7, 9, 11), (0, 2, 3, 5, 7, 8, 10), (0, 3, 5, 7, 10), (0, 2, 4, 7, 9))
+
+
+def band(seconds: float, sr: int, rng: np.random.Generator) -> np.ndarray:
+    """Synthesised music: drums, a bass line, chords and a melody over a chord progression.
+
+    Tempo, key, scale, groove, timbres (sine to buzzy), distortion and room are drawn from
+    ``rng``, from electronic to band-like; a clip is music by structure, not by timbre.
+    """
+    n = int(round(seconds * sr))
+    t = np.arange(n) / sr
+    x = np.zeros(n)
+    root = rng.uniform(55.0, 110.0)
+    beat = 60.0 / rng.uniform(70.0, 160.0)
+    scale = np.array(_SCALES[int(rng.integers(len(_SCALES)))])
+    progression = _PROGRESSIONS[int(rng.integers(len(_PROGRESSIONS)))]
+    kicks, snares, hats = _GROOVES[int(rng.integers(len(_GROOVES)))]
+
+    def voice(brightness: float) -> np.ndarray:
+        k = np.arange(1, 9)
+        return k ** -brightness * (rng.random(8) < 0.8)
+
+    bass_voice, pad_voice, lead_voice = voice(rng.uniform(1.0, 2.5)), voice(rng.uniform(1.2, 3.0)), voice(rng.uniform(0.8, 2.0))
+
+    def note(start: float, length: float, freq: float, amp: float, partials: np.ndarray, decay: float,
+             attack: float = 0.005) -> None:
+        i0, i1 = int(start * sr), min(n, int((start + length) * sr))
+        if i0 >= i1:
+            return
+        tt = t[i0:i1] - start
+        env = np.minimum(1.0, tt / attack) * np.exp(-decay * tt)
+        vib = 1.0 + 0.003 * np.sin(2 * np.pi * 5.5 * tt) * (rng.random() < 0.5)
+        phase = 2 * np.pi * freq * np.cumsum(vib) / sr
+        x[i0:i1] += amp * env * sum(a * np.sin(k * phase) for k, a in enumerate(partials, 1) if a)
+
+    def drum(start: float, kind: str) -> None:
+        i0 = int(start * sr)
+        m = min(n - i0, int(0.3 * sr))
+        if m <= 0:
+            return
+        tt = np.arange(m) / sr
+        if kind == "kick":
+            hit = np.sin(2 * np.pi * (45 + 90 * np.exp(-tt * 35)) * tt) * np.exp(-tt * 14)
+        elif kind == "snare":
+            hit = 0.5 * rng.standard_normal(m) * np.exp(-tt * 22) + 0.4 * np.sin(2 * np.pi * 185 * tt) * np.exp(-tt * 28)
+        else:
+            noise = rng.standard_normal(m)
+            hit = 0.35 * (noise - np.convolve(noise, np.ones(3) / 3, mode="same")) * np.exp(-tt * 80)
+        x[i0:i0 + m] += hit
+
+    eighth = beat / 2
+    for b in range(int(np.ceil(seconds / (8 * eighth)))):
+        start = b * 8 * eighth
+        degree = progression[b % len(progression)]
+        for s in (0, 4, 7) if degree not in (2, 9) else (0, 3, 7):  # the chord, held over the bar
+            note(start, 8 * eighth, root * 4 * 2 ** ((degree + s) / 12), 0.08, pad_voice, rng.uniform(0.3, 1.5), 0.04)
+        for k in range(8):
+            step = start + k * eighth
+            if k % 2 == 0 or rng.random() < 0.3:
+                note(step, eighth, root * 2 ** (degree / 12) * (2 if rng.random() < 0.2 else 1), 0.3, bass_voice, 6.0)
+            if rng.random() < 0.75:
+                note(step, eighth * rng.choice([1, 1, 2]), root * 8 * 2 ** ((degree + rng.choice(scale)) / 12) / 2,
+                     0.13, lead_voice, rng.uniform(2.0, 8.0))
+            if k in kicks:
+                drum(step, "kick")
+            if k in snares:
+                drum(step, "snare")
+            if k in hats:
+                drum(step, "hat")
+    if rng.random() < 0.3:  # overdriven, like a guitar band
+        x = np.tanh(x * rng.uniform(2.0, 6.0))
+    if rng.random() < 0.6:  # a room: a short noise-tail reverb
+        tail = int(sr * rng.uniform(0.2, 0.8))
+        ir = rng.standard_normal(tail) * np.exp(-np.arange(tail) / (tail / 5))
+        wet = np.convolve(x, ir)[:n]
+        x = x + rng.uniform(0.1, 0.4) * wet / max(1e-9, np.abs(wet).max()) * np.abs(x).max()
+    return x
+
+
 #: kind -> (what it sounds like, generator). Speech is separate: it needs espeak-ng.
 GENERATORS: dict[str, tuple[str, Callable[[float, int, np.random.Generator], np.ndarray]]] = {
     "tone": ("tone", tone), "chord": ("tone", chord), "sweep": ("tone", sweep), "phone": ("tone", phone),
@@ -225,10 +316,10 @@ def speech(seconds: float, sr: int, rng: np.random.Generator, *, languages: tupl
 
 @dataclasses.dataclass(frozen=True)
 class Clip:
-    """One generated not-music clip."""
+    """One generated clip."""
 
-    kind: str  # the generator ("tone", "chord", ..., "speech")
-    sound: str  # what it sounds like, one of SOUND_KINDS
+    kind: str  # the generator ("tone", "chord", ..., "speech", "band")
+    sound: str  # what it sounds like: "music" or one of SOUND_KINDS
     samples: np.ndarray  # mono float32 in [-1, 1]
 
 
@@ -242,9 +333,10 @@ def finish(x: np.ndarray, sr: int, rng: np.random.Generator) -> np.ndarray:
     return np.clip(x, -1.0, 1.0).astype(np.float32)
 
 
-def nonmusic_set(n_per_kind: int, sr: int, *, part: str = "train", seed: int = 0,
+def detector_set(n_per_kind: int, sr: int, *, part: str = "train", seed: int = 0,
                  seconds: tuple[float, float] = (6.0, 30.0), with_speech: bool = True) -> list[Clip]:
-    """``n_per_kind`` clips of every kind (speech counts double: it is the commonest upload).
+    """``n_per_kind`` clips of every not-music kind, twice as many of speech (the commonest
+    upload) and of synthesised bands (music).
 
     ``part`` is ``"train"`` or ``"heldout"``: the two use other seeds, and speech other
     languages and voices, so the held-out part is sounds the detector never heard.
@@ -256,6 +348,8 @@ def nonmusic_set(n_per_kind: int, sr: int, *, part: str = "train", seed: int = 0
     for kind, (sound, make) in GENERATORS.items():
         for _ in range(n_per_kind):
             clips.append(Clip(kind, sound, finish(make(rng.uniform(*seconds), sr, rng), sr, rng)))
+    for _ in range(2 * n_per_kind):
+        clips.append(Clip("band", "music", finish(band(rng.uniform(*seconds), sr, rng), sr, rng)))
     if with_speech:
         languages, voices = SPEECH_PARTS[part]
         for _ in range(2 * n_per_kind):
