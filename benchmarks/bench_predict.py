@@ -67,9 +67,16 @@ result = {}
 for path in clips:
     decode = lambda: load_audio(path, cfg.sample_rate, max_seconds=MAX_AUDIO_SECONDS, min_seconds=cfg.min_samples / cfg.sample_rate)
     samples = decode()
-    def features():
-        spec = log_mel(samples, cfg)
-        return cut_windows(spec, cfg, window_starts(spec.shape[-1], cfg, max_windows=MAX_WINDOWS))
+    try:  # the serving path's own window policy and features (whole-song windows, only the frames needed)
+        from genre_model.features import song_features, song_window_starts
+        from genre_model.predict import OVERVIEW_FRAMES
+        def features():
+            starts = song_window_starts(1 + samples.size // cfg.hop_length, cfg, MAX_WINDOWS)
+            return song_features(samples, cfg, starts, OVERVIEW_FRAMES)[0]
+    except ImportError:  # the baseline's: up to MAX_WINDOWS windows spread over the full log-mel
+        def features():
+            spec = log_mel(samples, cfg)
+            return cut_windows(spec, cfg, window_starts(spec.shape[-1], cfg, max_windows=MAX_WINDOWS))
     windows = features()
     pred = clf.predict(path)
     result[path] = {
