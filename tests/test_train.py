@@ -69,7 +69,7 @@ def test_train_musicnn_end_to_end(dataset: Path, tmp_path: Path) -> None:
         pred = clf.predict(clip)
         assert pred.music and pred.genre in STYLES and len(pred.tags) == 3
         assert pred.to_json("x")["tags"][0]["tag"] in info.tags
-    assert any(p.name.startswith("nonmusic-") for p in (tmp_path / "cache").iterdir())  # cached for the next retrain
+    assert any(p.name.startswith("detector-set-") for p in (tmp_path / "cache").iterdir())  # cached for the next retrain
 
 
 def test_cv_groups_by_artist_with_intervals(dataset: Path, tmp_path: Path) -> None:
