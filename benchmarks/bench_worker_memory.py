@@ -8,7 +8,7 @@ see tests/test_features.py).
 
     .venv/bin/python benchmarks/bench_worker_memory.py [--model DIR]
 
-Target: bot + 2 workers < 600 MB resident, so a worker should stay well under 250 MB.
+Target: bot + 2 workers <= 400 MB resident at peak (issue 8), so a worker should stay near 150 MB.
 """
 
 from __future__ import annotations

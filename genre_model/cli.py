@@ -263,10 +263,9 @@ def _evaluate(args: argparse.Namespace) -> int:
 
 
 def _predict(args: argparse.Namespace) -> int:
-    from genre_model import plots
     from genre_model.predict import Classifier
 
-    clf = Classifier(args.model)
+    clf = Classifier(args.model, lazy=True)  # LiteRT loads while ffmpeg decodes the first file
     cfg = clf.info.features
     shortest = cfg.min_samples / cfg.sample_rate
     if args.max_seconds < shortest:
@@ -284,6 +283,8 @@ def _predict(args: argparse.Namespace) -> int:
                 print(f"{path}: {exc}", file=sys.stderr)
             continue
         if args.image:
+            from genre_model import plots  # the picture's libraries: only when one is asked for
+
             out = args.image if len(args.files) <= 1 else args.image.with_stem(f"{args.image.stem}-{path.stem}")
             try:
                 plots.write(out, pred.image(clf.labels, path.name))

@@ -15,3 +15,7 @@ class ArtifactError(GenreModelError):
 
 class DatasetError(GenreModelError):
     """A training or evaluation data folder / manifest cannot be used."""
+
+
+class TrainingUnavailable(GenreModelError):
+    """Training was asked for, but TensorFlow and Keras (the ``train`` extra) are not installed."""

@@ -1,27 +1,32 @@
 """Prediction: a :class:`Classifier` that serves an artifact with the LiteRT runtime.
 
 No TensorFlow is imported here: LiteRT starts in a fraction of a second and uses a
-fraction of the memory, which matters in every worker process of the bot.
+fraction of the memory, which matters in every worker process of the bot. LiteRT's
+own log lines (written by its C++ code straight to the process's stderr) are caught
+while a model loads and passed to :mod:`logging` at DEBUG level.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import logging
 import os
 from pathlib import Path
 from typing import Any
 
 import numpy as np
-from ai_edge_litert.interpreter import Interpreter
 
 from genre_model.artifact import ModelInfo, load_detector, load_head, load_info
-from genre_model.audio import load_audio
+from genre_model.audio import Decoding
 from genre_model.config import (
     DEFAULT_MODEL_DIR, MAX_AUDIO_SECONDS, MAX_WINDOWS, TOP_K, WINDOWS_EXTENSION, coverage, display_name,
 )
 from genre_model.errors import ArtifactError
 from genre_model.linear import softmax
 from genre_model.features import load_windows, song_features, song_window_starts, window_spans
+from genre_model.nativelog import native_stderr_to_log
+
+log = logging.getLogger(__name__)
 
 #: The picture's spectrogram keeps at most about this many frames of a song (the image
 #: max-pools ~4 per pixel column); a long song's other frames are never computed.
@@ -191,52 +196,81 @@ def verdict(genre: str | None, probabilities: dict[str, float], sound: str = "mu
 
 
 class _Runner:
-    """A LiteRT interpreter with a resizable batch dimension."""
+    """A LiteRT model with a resizable batch dimension and any number of named outputs."""
 
     def __init__(self, path: Path, num_threads: int) -> None:
+        from ai_edge_litert.interpreter import Interpreter  # here, so a caller can decode while it loads
+
         try:
-            self._interp = Interpreter(model_path=str(path), num_threads=num_threads)
+            with native_stderr_to_log("LiteRT", log):
+                self._interp = Interpreter(model_path=str(path), num_threads=num_threads)
+                self._interp.allocate_tensors()  # XNNPACK is applied (and logs) here
         except Exception as exc:  # LiteRT raises ValueError/RuntimeError on bad flatbuffers
             raise ArtifactError(f"{path.name}: not a loadable LiteRT model ({exc})") from exc
         self._input = self._interp.get_input_details()[0]
-        self._output = self._interp.get_output_details()[0]
-        self._batch = -1
+        by_index = {d["index"]: d for d in self._interp.get_output_details()}
+        signatures = self._interp.get_signature_list()
+        if len(signatures) == 1:  # Keras exports name their outputs output_0, output_1, ... in this map
+            (signature,) = signatures.values()
+            details = self._interp.get_signature_runner().get_output_details()
+            self._outputs = {name: by_index[details[name]["index"]] for name in signature["outputs"]}
+        else:
+            self._outputs = {d["name"]: d for d in by_index.values()}
+        self._batch = int(self._input["shape"][0])
 
     @property
     def input_shape(self) -> tuple[int, ...]:
         return tuple(int(x) for x in self._input["shape"][1:])
 
     @property
-    def output_dim(self) -> int:
-        return int(self._output["shape"][-1])
+    def output_shapes(self) -> dict[str, tuple[int, ...]]:
+        """Each output's shape without the batch dimension, by name."""
+        return {name: tuple(int(x) for x in d["shape"][1:]) for name, d in self._outputs.items()}
 
-    def __call__(self, batch: np.ndarray) -> np.ndarray:
+    def __call__(self, batch: np.ndarray) -> dict[str, np.ndarray]:
+        """Every output for ``batch``, by name."""
         batch = np.ascontiguousarray(batch, dtype=np.float32)
         if batch.shape[0] != self._batch:
             self._interp.resize_tensor_input(self._input["index"], list(batch.shape))
             self._interp.allocate_tensors()
-            self._output = self._interp.get_output_details()[0]
             self._batch = batch.shape[0]
         self._interp.set_tensor(self._input["index"], batch)
         self._interp.invoke()
-        return self._interp.get_tensor(self._output["index"]).copy()
+        return {name: self._interp.get_tensor(d["index"]).copy() for name, d in self._outputs.items()}
 
 
 class Classifier:
     """Loads a model directory once and classifies audio files or bytes."""
 
-    def __init__(self, model_dir: Path | str = DEFAULT_MODEL_DIR, *, num_threads: int | None = None) -> None:
+    def __init__(self, model_dir: Path | str = DEFAULT_MODEL_DIR, *, num_threads: int | None = None,
+                 lazy: bool = False) -> None:
+        """Read and check the model's metadata and head, then load the embedder into LiteRT (with
+        ``lazy=True``: at the first prediction, while ffmpeg decodes that song)."""
         self.info: ModelInfo = load_info(Path(model_dir))
-        threads = num_threads or min(2, os.cpu_count() or 1)
-        self._embedder = _Runner(self.info.path("embedder.tflite"), threads)
+        self._threads = num_threads or min(2, os.cpu_count() or 1)
         self._head = load_head(self.info)
         self._detector = load_detector(self.info)
-        if self._embedder.input_shape != self.info.features.input_shape:
-            raise ArtifactError(f"{model_dir}: embedder input {self._embedder.input_shape} does not match "
+        self._embedder: _Runner | None = None
+        self._embedding = ""
+        if not lazy:
+            self.load()
+
+    def load(self) -> None:
+        """Load the embedder into LiteRT and check it against the metadata and the head (once)."""
+        if self._embedder is not None:
+            return
+        embedder = _Runner(self.info.path("embedder.tflite"), self._threads)
+        where = self.info.directory
+        if embedder.input_shape != self.info.features.input_shape:
+            raise ArtifactError(f"{where}: embedder input {embedder.input_shape} does not match "
                                 f"the feature config {self.info.features.input_shape}")
-        if self._embedder.output_dim != self._head.n_features:
-            raise ArtifactError(f"{model_dir}: embedder gives {self._embedder.output_dim} features, "
+        # The embedding is the output the head takes (looked up by width; others may sit beside it).
+        matching = [name for name, shape in embedder.output_shapes.items() if shape == (self._head.n_features,)]
+        if not matching:
+            raise ArtifactError(f"{where}: embedder gives {list(embedder.output_shapes.values())} features, "
                                 f"the head takes {self._head.n_features}")
+        self._embedding = next((n for n in matching if "embed" in n), matching[0])
+        self._embedder = embedder
 
     @property
     def labels(self) -> tuple[str, ...]:
@@ -252,7 +286,9 @@ class Classifier:
         LiteRT keeps its working memory at the largest batch it has seen (about 10 MB a
         window for musicnn); a fixed batch of one bounds it and costs no speed on the CPU.
         """
-        return np.concatenate([self._embedder(windows[i:i + 1]) for i in range(len(windows))])
+        self.load()
+        assert self._embedder is not None
+        return np.concatenate([self._embedder(windows[i:i + 1])[self._embedding] for i in range(len(windows))])
 
     def logits(self, embeddings: np.ndarray) -> np.ndarray:
         """Uncalibrated head logits of embeddings ``(m, d)``."""
@@ -297,8 +333,9 @@ class Classifier:
                 max_windows: int = MAX_WINDOWS) -> Prediction:
         """Decode, window and classify one song. Raises AudioError for unusable input."""
         cfg = self.info.features
-        samples = load_audio(source, cfg.sample_rate, max_seconds=max_seconds,
-                             min_seconds=cfg.min_samples / cfg.sample_rate)
+        with Decoding(source, cfg.sample_rate, max_seconds=max_seconds) as decoding:
+            self.load()  # a lazy classifier loads while ffmpeg decodes
+            samples = decoding.samples(min_seconds=cfg.min_samples / cfg.sample_rate)
         starts = song_window_starts(1 + samples.size // cfg.hop_length, cfg, max_windows)
         windows, overview, step = song_features(samples, cfg, starts, OVERVIEW_FRAMES)
         embeddings = self.embed(windows)

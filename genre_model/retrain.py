@@ -31,6 +31,8 @@ import traceback
 from pathlib import Path
 from typing import Any, Sequence
 
+from genre_model.errors import GenreModelError
+
 #: The held-out part of the base data is the same split on every retrain.
 HOLDOUT_SEED = 20261125
 HOLDOUT_FRACTION = 0.2
@@ -157,6 +159,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parser.parse_args(argv)
     try:
         return run(args)
+    except GenreModelError as exc:  # a reason the admin can act on (bad data, no training extra): one line
+        emit("error", message=str(exc))
+        return 1
     except Exception as exc:  # report every failure as one readable line, details on stderr
         traceback.print_exc()
         emit("error", message=f"{type(exc).__name__}: {exc}")

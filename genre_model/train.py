@@ -25,6 +25,8 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import json
+import logging
+import os
 import sys
 import time
 from pathlib import Path
@@ -39,13 +41,39 @@ from genre_model.dataset import (
     Track, group_folds, has_artists, load_dataset, regroup, split_tracks, summarise,
 )
 from genre_model.detector import SoundDetector, fit_detector
-from genre_model.errors import AudioError, DatasetError
+from genre_model.errors import AudioError, DatasetError, TrainingUnavailable
 from genre_model.evaluate import TrackResult, fit_temperature, metrics, report
 from genre_model.features import CNN_FEATURES, MUSICNN_FEATURES, FeatureConfig, extract_windows, load_windows
 from genre_model.linear import Linear, softmax
+from genre_model.nativelog import native_stderr_to_log
 from genre_model.recipe import WEIGHTINGS, TrainOptions
 
 Progress = Callable[[str], None]
+
+#: How to get what training needs on top of a serving install.
+TRAIN_EXTRA = "pip install 'genrebot[train]'"
+
+
+def import_keras() -> Any:
+    """Keras (with TensorFlow under it), or :class:`TrainingUnavailable` saying how to install the
+    training extra (TensorFlow, Keras, scikit-learn).
+
+    TensorFlow's C++ INFO and WARNING lines stay off the terminal unless ``TF_CPP_MIN_LOG_LEVEL``
+    says otherwise; what it prints while it loads goes to the DEBUG log.
+    """
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    try:
+        import sklearn  # noqa: F401
+
+        with native_stderr_to_log("TensorFlow", logging.getLogger(__name__)):  # its start-up lines
+            import keras
+            import tensorflow as tf
+
+            tf.config.list_physical_devices()  # looks for GPUs now ("failed call to cuInit" on a CPU machine)
+    except ImportError as exc:
+        raise TrainingUnavailable(f"training needs TensorFlow, Keras and scikit-learn, which are not installed; "
+                                  f"get them with: {TRAIN_EXTRA}") from exc
+    return keras
 def _log(message: str) -> None:
     print(message, file=sys.stderr, flush=True)
 
@@ -242,11 +270,7 @@ class Trainer:
     """Holds per-track inputs (embeddings or windows) so folds and retrains reuse them."""
 
     def __init__(self, opts: TrainOptions, labels: Sequence[str] = GENRES, log: Progress = _log) -> None:
-        try:
-            import keras
-            import sklearn  # noqa: F401
-        except ImportError as exc:
-            raise DatasetError("training needs the train extra: pip install 'genrebot[train]'") from exc
+        keras = import_keras()
 
         self.opts = opts
         self.labels = tuple(labels)
@@ -408,8 +432,9 @@ def cross_validate(data: Sequence[Path], opts: TrainOptions, folds: int = 5, *, 
     pool all repeats (the bootstrap intervals resample tracks, not repeats). Calibration
     (and, for cnn, early stopping) happen inside each fold's training part.
     """
+    tracks = _load_all(data, GENRES)  # a wrong folder is said before TensorFlow loads
     trainer = Trainer(opts, log=log)
-    tracks = trainer.usable(_load_all(data, trainer.labels))
+    tracks = trainer.usable(tracks)
     grouping = ("artist" if has_artists(tracks) else "track") if group_by == "auto" else group_by
     if grouping == "artist" and not has_artists(tracks):
         raise DatasetError("grouping by artist needs an 'artist' column in the manifest; use --group-by track")
@@ -455,8 +480,9 @@ def train(data: Sequence[Path], out_dir: Path, opts: TrainOptions, *, version: s
           log: Progress = _log, verbose: int = 1) -> ModelInfo:
     """Train, calibrate and export a model artifact to ``out_dir``; returns its metadata."""
     started = time.time()
+    tracks = _load_all(data, GENRES)  # a wrong folder is said before TensorFlow loads
     trainer = Trainer(opts, log=log)
-    tracks = _grouping(trainer.usable(_load_all(data, trainer.labels)))
+    tracks = _grouping(trainer.usable(tracks))
     train_set, val_set = _split_for(trainer, tracks, trainer.opts.seed)
     log(f"{len(tracks)} tracks: {len(train_set)} train" + (f" / {len(val_set)} validation" if val_set else
         f", calibrated on {trainer.opts.calibration_folds} folds grouped by "

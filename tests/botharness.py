@@ -116,6 +116,9 @@ async def _until(predicate):
 class BotProcess:
     """``python -m bot`` in its own process, configured by environment variables, as deployed."""
 
+    #: The interpreter to run (default: this one); the benchmarks point it at a baseline checkout's venv.
+    python: str | None = None
+
     def __init__(self, server: FakeDiscordServer, workdir: Path, **env: str) -> None:
         import os
 
@@ -134,7 +137,8 @@ class BotProcess:
         self.workdir.mkdir(parents=True, exist_ok=True)
         self._log = self.log_path.open("ab")
         self.process = await asyncio.create_subprocess_exec(
-            sys.executable, "-m", "bot", cwd=self.workdir, env=self.env, stdout=self._log, stderr=self._log)
+            self.python or sys.executable, "-m", "bot", cwd=self.workdir, env=self.env, stdout=self._log,
+            stderr=self._log)
         before = self.server.identify_count
         waiter = asyncio.create_task(self.server.wait_for(lambda: self.server.identify_count > before, timeout))
         exited = asyncio.create_task(self.process.wait())

@@ -213,3 +213,47 @@ def test_bad_arguments_are_value_errors(make_tone) -> None:
     with pytest.raises(ValueError):
         load_audio(path, SR_OUT, max_seconds=0)
 
+
+
+# --- one ffmpeg process: names, missing ffmpeg, an ffmpeg without libsoxr ------------------
+
+
+def test_names_ffmpeg_could_read_as_protocols_are_plain_files(tmp_path: Path) -> None:
+    samples = synth_music(SECONDS, SR_IN, seed=12)
+    path = encode(samples, tmp_path / "concat:subfile,,start,0,end,1,,:data.wav", SR_IN, "wav")
+    _check_decoded(load_audio(path, SR_OUT), SECONDS, samples)
+
+
+def test_missing_ffmpeg_is_said_plainly(make_tone, monkeypatch: pytest.MonkeyPatch) -> None:
+    from pydub import AudioSegment
+
+    path = make_tone(1.5, "wav", SR_OUT)
+    monkeypatch.setattr(AudioSegment, "converter", "/nonexistent/ffmpeg")
+    with pytest.raises(AudioError, match="ffmpeg is not installed"):
+        load_audio(path, SR_OUT)
+
+
+def test_an_ffmpeg_without_soxr_falls_back_to_its_own_resampler(make_tone, tmp_path: Path,
+                                                                 monkeypatch: pytest.MonkeyPatch) -> None:
+    """An ffmpeg built without libsoxr refuses resampler=soxr; decoding goes on with ffmpeg's own."""
+    import shutil
+
+    from pydub import AudioSegment
+
+    import genre_model.audio as audio
+
+    fake = tmp_path / "ffmpeg-without-soxr"
+    fake.write_text("#!/bin/sh\n"
+                    "case \"$*\" in *resampler=soxr*)\n"
+                    "  echo 'Requested resampling engine is unavailable' >&2; exit 1;;\n"
+                    "esac\n"
+                    f"exec {shutil.which('ffmpeg')} \"$@\"\n")
+    fake.chmod(0o755)
+    path = make_tone(2.0, "wav", SR_IN, seed=13)
+    expected = load_audio(path, SR_OUT)
+    monkeypatch.setattr(AudioSegment, "converter", str(fake))
+    monkeypatch.setattr(audio, "_resampler", "soxr")
+    y = load_audio(path, SR_OUT)
+    assert audio._resampler == "swr"
+    assert y.shape == expected.shape
+    assert np.max(np.abs(y - expected)) < 0.05  # a different resampler, the same signal

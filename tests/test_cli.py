@@ -74,7 +74,7 @@ def test_help_is_plain_text_with_defaults(capsys) -> None:
     assert "genres listed per file (default: 3)" in predict
     assert "(default: 600)" in predict and "(default: the bundled model)" in predict
     assert "number of folds (default: 5)" in cv
-    assert "windows per batch (default: 64)" in train
+    assert "windows per batch (default: 64)" in train and "inverse L2 strength of the logistic regression (default: 0.001)" in train
     for text in (top, predict, cv, train, sub["evaluate"].format_help()):
         assert "``" not in text
     for name, parser in sub.items():  # every option says what it is for
