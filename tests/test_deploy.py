@@ -52,10 +52,13 @@ def test_services_of_the_scaled_setup(compose):
     services = compose["services"]
     assert {"postgres", "ray-head", "ray-worker"} <= set(services) and len(bots(compose)) >= 2
     assert services["postgres"]["image"].startswith("postgres:")
-    assert "--head" in services["ray-head"]["command"]
+    assert "--head" in services["ray-head"]["entrypoint"]
     images = {s.get("image") for name, s in services.items() if name != "postgres"}
     assert images == {"genrebot-scale"}, "Ray nodes and bots must run the same genrebot and Ray versions"
-    assert (REPO / services["ray-head"]["build"]["context"].replace("..", ".") / "deploy" / "Dockerfile").is_file()
+    build = services["ray-head"]["build"]
+    dockerfile = (COMPOSE.parent / build["context"] / build.get("dockerfile", "Dockerfile")).resolve()
+    assert dockerfile == REPO / "Dockerfile" and "ARG EXTRAS" in dockerfile.read_text()
+    assert set(build["args"]["EXTRAS"].split(",")) == {"train", "ray", "postgres"}, "/retrain, Ray Serve, PostgreSQL"
 
 
 def test_every_genrebot_variable_is_read_by_settings(compose):
@@ -74,7 +77,8 @@ def test_each_bot_environment_loads_and_shards_are_split_exactly(compose):
         assert settings.database_url == "postgresql://genrebot:pw@postgres:5432/genrebot", "one shared PostgreSQL"
         assert settings.ray_address == "ray-head:6379"
         assert settings.data_dir == Path("/data") and "/data" in " ".join(service["volumes"])
-        assert "ray start --address=ray-head:6379" in " ".join(service["command"])
+        assert "ray start --address=ray-head:6379" in " ".join(service["entrypoint"])
+        assert service["entrypoint"][-1].endswith("exec genre-bot"), "SIGTERM reaches the bot"
         counts.add(settings.shard_count)
         owned.extend(settings.shard_ids)
     (count,) = counts
@@ -86,5 +90,5 @@ def test_ray_nodes_share_the_auth_token_and_address(compose):
     for name in ("ray-head", "ray-worker", *bots(compose)):
         env = environment(services[name])
         assert env["RAY_AUTH_MODE"] == "token" and env["RAY_AUTH_TOKEN"] == SECRETS["RAY_AUTH_TOKEN"], name
-    assert "--address=ray-head:6379" in " ".join(services["ray-worker"]["command"])
-    assert "--port=6379" in " ".join(services["ray-head"]["command"])
+    assert "--address=ray-head:6379" in " ".join(services["ray-worker"]["entrypoint"])
+    assert "--port=6379" in " ".join(services["ray-head"]["entrypoint"])
