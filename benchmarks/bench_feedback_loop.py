@@ -67,7 +67,7 @@ async def upload_and_vote(model: Path, uploads, work: Path) -> tuple[int, int, P
                 user_id=uploader, guild_id=1, channel_id=2, interaction_id=10_000 + i, file_name=track.path.name,
                 file_sha256=hashlib.sha256(data).hexdigest(), duration_s=pred.duration_s,
                 model_version=pred.model_version, top_k=pred.top_k(3), windows=pred.windows,
-                feature_config=clf.info.features.to_dict())
+                feature_config=clf.info.features.to_dict(), sound=pred.sound)
             member = 2000 + i % 3
             if pred.genre != track.label:
                 wrong += 1

@@ -56,14 +56,14 @@ async def run_bot(settings: Settings) -> None:
     point_discord_at(settings.api_base, settings.gateway_url)
     storage = await open_storage(settings)
     try:
-        pool = await start_inference(settings, storage)
+        inference = await start_inference(settings, storage)
     except BaseException:
         await storage.close()
         raise
     try:
-        await _serve(GenreBot(settings, storage, pool), settings)
+        await _serve(GenreBot(settings, storage, inference), settings)
     finally:
-        await pool.close()
+        await inference.close()
         await storage.close()
 
 

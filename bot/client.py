@@ -1,4 +1,9 @@
-"""The bot: a ``commands.Bot`` subclass that is given storage and inference, and loads the cogs."""
+"""The bot: a ``commands.AutoShardedBot`` subclass that is given storage and inference, and loads the cogs.
+
+One process runs the gateway shards ``GENREBOT_SHARD_IDS`` of ``GENREBOT_SHARD_COUNT`` (all of
+them by default; Discord's recommended count when no count is set), so several bot
+processes can share the guilds against one database and one Ray cluster.
+"""
 
 from __future__ import annotations
 
@@ -12,7 +17,8 @@ from discord.ext import commands
 
 from bot import replies, respond
 from bot.registration import register_commands
-from genrebot.inference.local import InferencePool
+from genrebot.inference.base import InferenceBackend
+from genrebot.retraining import LiveModelFollower
 from genrebot.settings import Settings
 from genrebot.storage import Storage
 
@@ -21,6 +27,8 @@ log = logging.getLogger(__name__)
 COGS = ("bot.cogs.genre", "bot.cogs.feedback", "bot.cogs.admin")
 #: How long shutdown waits for requests already being classified.
 DRAIN_SECONDS = 20.0
+#: How often a bot process checks whether another process promoted a model.
+LIVE_MODEL_POLL_SECONDS = 30.0
 
 
 def point_discord_at(api_base: str | None, gateway_url: str | None) -> None:
@@ -61,17 +69,21 @@ class LoopLagMonitor:
             self._task.cancel()
 
 
-class GenreBot(commands.Bot):
+class GenreBot(commands.AutoShardedBot):
     """genrebot: classify uploads, collect feedback, retrain on request."""
 
-    def __init__(self, settings: Settings, storage: Storage, pool: InferencePool, **options) -> None:
+    def __init__(self, settings: Settings, storage: Storage, inference: InferenceBackend, **options) -> None:
         intents = discord.Intents.default()  # slash commands + reactions need no privileged intents
         options.setdefault("allowed_mentions", discord.AllowedMentions.none())  # file names may say "@everyone"
+        options.setdefault("shard_count", settings.shard_count)
+        if settings.shard_ids is not None:
+            options.setdefault("shard_ids", list(settings.shard_ids))
         super().__init__(command_prefix=commands.when_mentioned, intents=intents, help_command=None, **options)
         self.settings = settings
         self.storage = storage
-        self.pool = pool
+        self.inference = inference
         self.lag = LoopLagMonitor()
+        self._follow_task: asyncio.Task | None = None
         self.accepting = True
         #: /genre requests being handled now; shutdown waits (a while) for them to finish.
         self.inflight = 0
@@ -83,6 +95,17 @@ class GenreBot(commands.Bot):
             await self.load_extension(cog)
         await register_commands(self, self.tree, s.guild_ids)
         self.lag.start()
+        self._follow_task = asyncio.create_task(self._follow_live_model(), name="follow-live-model")
+
+    async def _follow_live_model(self) -> None:
+        """Serve what another bot process promoted (this one's own promotions are already served)."""
+        follower = LiveModelFollower(self.storage, self.inference)
+        while True:
+            await asyncio.sleep(LIVE_MODEL_POLL_SECONDS)
+            try:
+                await follower.check()
+            except Exception:  # a database hiccup must not end the loop
+                log.exception("checking the live model failed")
 
     async def on_ready(self) -> None:
         log.info("logged in as %s (%s)", self.user, getattr(self.user, "id", "?"))
@@ -117,6 +140,8 @@ class GenreBot(commands.Bot):
             if self.inflight:
                 log.warning("%d requests still running at shutdown are cancelled", self.inflight)
         self.lag.stop()
+        if self._follow_task is not None:
+            self._follow_task.cancel()
         ready_task = getattr(self._connection, "_ready_task", None)
         if ready_task is not None:  # discord.py's delayed READY dispatch fails noisily if we close under it
             ready_task.cancel()

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from pathlib import PurePath
+from typing import Sequence
 
 import discord
 
@@ -36,25 +37,53 @@ def top_genre_lines(top_k: list[tuple[str, float]]) -> str:
     return "\n".join(f"`{bar(p)}` {p:5.1%}  {display_name(g)}" for g, p in top_k)
 
 
+def sentence(words: str) -> str:
+    """Words as a sentence: "this sounds like speech, not music" -> "This sounds like speech, not music."."""
+    return words[:1].upper() + words[1:] + ("" if words.endswith((".", "!", "?")) else ".")
+
+
+def _analysed(duration_s: float, analysed_s: float | None, n_windows: int) -> str:
+    """How much of the decoded song the windows heard."""
+    return coverage(analysed_s, duration_s, n_windows) if analysed_s is not None and n_windows else f"{duration_s:.1f} s"
+
+
 def prediction_embed(*, file_name: str, genre: str, confidence: float, top_k: list[tuple[str, float]],
                      duration_s: float, model_version: str, analysed_s: float | None = None,
-                     n_windows: int = 0) -> discord.Embed:
+                     n_windows: int = 0, close_call: str | None = None, tags: Sequence[str] = ()) -> discord.Embed:
     """The reply to /genre: top genre and confidence, runners-up with bars, and the image.
 
     Genres arrive as labels ("hiphop") and are shown with their display names ("Hip-hop");
-    "Analysed" says how much of the decoded song the windows heard."""
+    ``close_call`` is the verdict in words when the top genres are close ("could be Reggae or
+    Hip-hop"), said instead of a bare label; ``tags`` (musicnn's MSD tags) are shown marked as
+    tags, not genres; "Analysed" says how much of the decoded song the windows heard."""
     shown = display_name(genre)
-    embed = discord.Embed(
-        title=f"{shown} \N{EM DASH} {confidence:.0%}",
-        description=f"I'm {describe_confidence(confidence)} that **{safe_filename(file_name)}** is **{shown}**.",
-        colour=discord.Colour.blurple(),
-    )
+    name = safe_filename(file_name)
+    if close_call:
+        title = sentence(close_call).rstrip(".")
+        description = f"It's a close call: **{name}** {close_call}."
+    else:
+        title = f"{shown} \N{EM DASH} {confidence:.0%}"
+        description = f"I'm {describe_confidence(confidence)} that **{name}** is **{shown}**."
+    embed = discord.Embed(title=title, description=description, colour=discord.Colour.blurple())
     embed.add_field(name="Top genres", inline=False, value=top_genre_lines(top_k))
-    analysed = (coverage(analysed_s, duration_s, n_windows) if analysed_s is not None and n_windows
-                else f"{duration_s:.1f} s")
-    embed.add_field(name="Analysed", value=analysed, inline=True)
+    if tags:
+        embed.add_field(name="Tags (not genres)", inline=False, value=", ".join(tags))
+    embed.add_field(name="Analysed", value=_analysed(duration_s, analysed_s, n_windows), inline=True)
     embed.add_field(name="Feedback", inline=True,
                     value=f"{RIGHT} right \N{MIDDLE DOT} {WRONG} wrong \N{MIDDLE DOT} pick the right genre below")
+    embed.set_image(url=f"attachment://{IMAGE_NAME}")
+    embed.set_footer(text=f"model {model_version}")
+    return embed
+
+
+def not_music_embed(*, file_name: str, verdict: str, duration_s: float, model_version: str,
+                    analysed_s: float | None = None, n_windows: int = 0) -> discord.Embed:
+    """The reply to an upload that does not sound like music: the words ("This sounds like speech,
+    not music.") and the picture; no genre, and nothing to vote on."""
+    embed = discord.Embed(title=sentence(verdict),
+                          description=f"So I won't name a genre for **{safe_filename(file_name)}**.",
+                          colour=discord.Colour.light_grey())
+    embed.add_field(name="Analysed", value=_analysed(duration_s, analysed_s, n_windows), inline=True)
     embed.set_image(url=f"attachment://{IMAGE_NAME}")
     embed.set_footer(text=f"model {model_version}")
     return embed

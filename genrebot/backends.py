@@ -3,13 +3,12 @@
 from __future__ import annotations
 
 import logging
-from pathlib import Path
 
-from genre_model.artifact import load_info
 from genre_model.errors import ArtifactError
-from genrebot.inference.local import InferencePool
-from genrebot.settings import Settings
 from genrebot.errors import SettingsError
+from genrebot.inference.base import InferenceBackend
+from genrebot.inference.models import ModelStore
+from genrebot.settings import Settings
 from genrebot.storage import SqliteStorage, Storage
 
 log = logging.getLogger(__name__)
@@ -27,23 +26,44 @@ async def open_storage(settings: Settings) -> Storage:
     return await SqliteStorage.open(settings.db_path, settings.data_dir)
 
 
-async def live_model_dir(settings: Settings, storage: Storage) -> Path:
-    """The model to serve: the last promoted one if it is usable, else the configured one."""
+def model_store(settings: Settings) -> ModelStore:
+    """Model versions: ``data/models/<version>``, plus the configured model."""
+    return ModelStore(settings.data_dir / "models", settings.model_dir)
+
+
+async def live_version(settings: Settings, storage: Storage, store: ModelStore) -> str:
+    """The version to serve: the last promoted one if the store has it intact, else the configured model's."""
     live = await storage.live_model()
     if live is not None:
         try:
-            load_info(settings.data_dir / live.path)
-            return settings.data_dir / live.path
+            return store.info(live.version).version
         except ArtifactError as exc:
             log.error("live model %s is unusable (%s); serving %s instead", live.version, exc, settings.model_dir)
-    return settings.model_dir
+    return store.seed_version()
 
 
-async def start_inference(settings: Settings, storage: Storage) -> InferencePool:
-    """Warmed-up inference workers serving the live model."""
-    model_dir = await live_model_dir(settings, storage)
-    pool = InferencePool(model_dir, settings.workers, settings.queue_limit, settings.inference_timeout,
+def make_inference(settings: Settings, store: ModelStore) -> InferenceBackend:
+    """The configured inference backend, not started yet (``GENREBOT_INFERENCE``)."""
+    if settings.inference == "ray":
+        try:
+            from genrebot.inference.ray_serve import RayServeBackend
+        except ImportError as exc:
+            raise SettingsError(f"GENREBOT_INFERENCE=ray needs Ray Serve: pip install 'genrebot[ray]' ({exc})") from None
+        return RayServeBackend(store, address=settings.ray_address, replicas=settings.ray_replicas,
+                               max_replicas=settings.ray_max_replicas, replica_cpus=settings.ray_replica_cpus,
+                               max_queue=settings.queue_limit, timeout=settings.inference_timeout,
+                               local_cpus=settings.workers)
+    from genrebot.inference.local import InferencePool
+
+    return InferencePool(store, settings.workers, settings.queue_limit, settings.inference_timeout,
                          settings.data_dir / "tmp")
-    await pool.start()
-    log.info("serving model %s from %s with %d workers", pool.model_version, model_dir, settings.workers)
-    return pool
+
+
+async def start_inference(settings: Settings, storage: Storage) -> InferenceBackend:
+    """The configured backend, warmed up and serving the live model."""
+    store = model_store(settings)
+    version = await live_version(settings, storage, store)
+    inference = make_inference(settings, store)
+    await inference.start(version)
+    log.info("serving model %s with the %s backend", inference.model_version, settings.inference)
+    return inference

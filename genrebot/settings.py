@@ -38,6 +38,17 @@ class Settings:
     api_base: str | None = None
     gateway_url: str | None = None
     log_level: str = "INFO"
+    # scaling out: inference backend and gateway shards (README, "Scaling out")
+    inference: str = "local"
+    ray_address: str | None = None
+    ray_replicas: int = 1
+    ray_max_replicas: int = 0
+    ray_replica_cpus: float = 1.0
+    shard_count: int | None = None
+    shard_ids: tuple[int, ...] | None = None
+
+
+INFERENCE_BACKENDS = ("local", "ray")
 
 
 def _ints(name: str, value: str) -> tuple[int, ...]:
@@ -115,4 +126,47 @@ def load_settings(env: Mapping[str, str] | None = None, *, dotenv: bool = True, 
     values["log_level"] = env.get("GENREBOT_LOG_LEVEL", "INFO").upper()
     if values["log_level"] not in {"DEBUG", "INFO", "WARNING", "ERROR"}:
         raise SettingsError(f"GENREBOT_LOG_LEVEL must be DEBUG, INFO, WARNING or ERROR, got {values['log_level']}")
+    values.update(_scaling(env))
     return Settings(**values)
+
+
+def _shard_ids(value: str) -> tuple[int, ...]:
+    """``"0,1,2"`` or ``"4-7"`` (or a mix) -> sorted distinct shard ids."""
+    ids: set[int] = set()
+    for part in value.replace(" ", "").split(","):
+        if not part:
+            continue
+        low, _, high = part.partition("-")
+        try:
+            ids.update(range(int(low), int(high or low) + 1))
+        except ValueError:
+            raise SettingsError(f"GENREBOT_SHARD_IDS must be shard numbers or ranges like 0-3, got {value!r}") from None
+    return tuple(sorted(ids))
+
+
+def _scaling(env: Mapping[str, str]) -> dict:
+    """The inference backend (local pool or Ray Serve) and the gateway shards this process runs."""
+    values: dict = {}
+    inference = env.get("GENREBOT_INFERENCE", "").strip().lower() or "local"
+    if inference not in INFERENCE_BACKENDS:
+        raise SettingsError(f"GENREBOT_INFERENCE must be local or ray, got {env['GENREBOT_INFERENCE']!r}")
+    values["inference"] = inference
+    values["ray_address"] = env.get("GENREBOT_RAY_ADDRESS", "").strip() or None
+    for name, field, kind, minimum in (("GENREBOT_RAY_REPLICAS", "ray_replicas", int, 1),
+                                       ("GENREBOT_RAY_MAX_REPLICAS", "ray_max_replicas", int, 0),
+                                       ("GENREBOT_RAY_REPLICA_CPUS", "ray_replica_cpus", float, 0.1),
+                                       ("GENREBOT_SHARD_COUNT", "shard_count", int, 1)):
+        if env.get(name, "").strip():
+            values[field] = _number(name, env[name].strip(), kind, minimum)
+    if values.get("ray_max_replicas") and values["ray_max_replicas"] < values.get("ray_replicas", 1):
+        raise SettingsError("GENREBOT_RAY_MAX_REPLICAS must be at least GENREBOT_RAY_REPLICAS (or 0: no autoscaling)")
+    if env.get("GENREBOT_SHARD_IDS", "").strip():
+        count = values.get("shard_count")
+        if count is None:
+            raise SettingsError("GENREBOT_SHARD_IDS needs GENREBOT_SHARD_COUNT (the total over all bot processes)")
+        ids = _shard_ids(env["GENREBOT_SHARD_IDS"])
+        if not ids or ids[-1] >= count:
+            raise SettingsError(f"GENREBOT_SHARD_IDS must be between 0 and {count - 1} "
+                                f"(GENREBOT_SHARD_COUNT={count}), got {env['GENREBOT_SHARD_IDS']!r}")
+        values["shard_ids"] = ids
+    return values

@@ -1,19 +1,21 @@
 #!/usr/bin/env bash
-# Set up genrebot on a fresh machine: ffmpeg and PostgreSQL's server programs (apt-get, when
-# missing; and python3.X-venv when the system Python lacks venv), a virtual environment in
-# .venv, and the project with its training and test extras (editable), so the tests run.
-# A server that only serves needs less: `pip install .` (no TensorFlow).
+# Set up genrebot on a fresh machine: ffmpeg, espeak-ng and PostgreSQL's server programs
+# (apt-get, when missing; and python3.X-venv when the system Python lacks venv), a virtual
+# environment in .venv, and the project with its training and test extras (editable), so the
+# tests run. A server that only serves needs less: `pip install .` (no TensorFlow).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
 step() { printf '\n==> %s\n' "$*"; }
 PYTHON=${PYTHON:-python3}
 
-# System packages: ffmpeg (decoding); PostgreSQL's server programs (the tests start a
+# System packages: ffmpeg (decoding); espeak-ng (the speech the not-music detector learns
+# from, and the tests' spoken uploads); PostgreSQL's server programs (the tests start a
 # throwaway PostgreSQL server of their own; nothing here starts or enables the system one);
 # Debian's and Ubuntu's system Python ship venv/ensurepip separately (python3.X-venv).
 missing=()
 command -v ffmpeg >/dev/null 2>&1 || missing+=(ffmpeg)
+command -v espeak-ng >/dev/null 2>&1 || missing+=(espeak-ng)
 ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || missing+=(postgresql)
 if ! "$PYTHON" -c "import ensurepip, venv" >/dev/null 2>&1; then
   missing+=("python$("$PYTHON" -c 'import sys; print("%d.%d" % sys.version_info[:2])')-venv")

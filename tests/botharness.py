@@ -61,8 +61,8 @@ async def running_bot(server: FakeDiscordServer, settings: Settings) -> AsyncIte
     saved = discord.http.Route.BASE, discord.gateway.DiscordWebSocket.DEFAULT_GATEWAY
     point_discord_at(settings.api_base, settings.gateway_url)
     storage = await open_storage(settings)
-    pool = await start_inference(settings, storage)
-    bot = GenreBot(settings, storage, pool, guild_ready_timeout=0.1)
+    inference = await start_inference(settings, storage)
+    bot = GenreBot(settings, storage, inference, guild_ready_timeout=0.1)
     task = asyncio.create_task(bot.start(settings.token))
     ready = asyncio.create_task(server.wait_ready(60))
     done, _ = await asyncio.wait({task, ready}, return_when=asyncio.FIRST_COMPLETED)
@@ -81,9 +81,36 @@ async def running_bot(server: FakeDiscordServer, settings: Settings) -> AsyncIte
             await bot.close()
         with contextlib.suppress(Exception):
             await asyncio.wait_for(task, 20)
-        await pool.close()
+        await inference.close()
         await storage.close()
         discord.http.Route.BASE, discord.gateway.DiscordWebSocket.DEFAULT_GATEWAY = saved
+
+
+async def busy_worker(inference, pids: list[int], timeout: float = 30.0) -> int:
+    """Process id of the worker or replica that is handling a request now (one request in flight).
+
+    ``pids`` are the workers' ids, asked before the request was sent: a Ray Serve replica takes one
+    request at a time, so it would answer a ping only once the request is over."""
+    import tempfile
+
+    if getattr(inference, "workers", None) is not None:  # the local pool: its single worker has the request
+        await asyncio.wait_for(_until(lambda: inference.pending == 1), timeout)
+        return pids[0]
+
+    def decoding() -> int | None:  # a Ray Serve replica decoding the upload in its scratch folder
+        for pid in pids:
+            scratch = Path(tempfile.gettempdir()) / "genrebot-replicas" / str(pid)
+            if scratch.is_dir() and any(scratch.iterdir()):
+                return pid
+        return None
+
+    return await asyncio.wait_for(_until(decoding), timeout)
+
+
+async def _until(predicate):
+    while not (found := predicate()):
+        await asyncio.sleep(0.01)
+    return found
 
 
 class BotProcess:

@@ -1,7 +1,7 @@
 """Shared fixtures for the genre_model tests.
 
-Everything is synthesised in ``tmp_path``: musical-ish signals (a few harmonics, a
-kick-like pulse, a little noise) encoded with ffmpeg through pydub, and one tiny
+Everything is synthesised in ``tmp_path``: songs (drums, bass, chords and a melody, which
+the shipped model's detector hears as music) encoded with ffmpeg through pydub, and one tiny
 untrained model artifact per session. No test reads /work/shared or the network.
 
 Tests that import TensorFlow (directly, or through the ``tiny_model_dir`` fixture,
@@ -11,11 +11,13 @@ default (deselect them with ``-m "not slow"``).
 
 from __future__ import annotations
 
+import contextlib
+import dataclasses
 import os
 import subprocess
 import sys
 from pathlib import Path
-from typing import Callable
+from typing import Any, Callable
 
 import numpy as np
 import pytest
@@ -60,27 +62,82 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
             item.add_marker(pytest.mark.slow)
 
 
+#: Semitones above the key of the chords of a I-V-vi-IV progression (one chord per bar).
+_PROGRESSION = ((0, 4, 7), (7, 11, 14), (9, 12, 16), (5, 9, 12))
+#: The major pentatonic scale, in semitones: the melody's notes.
+_PENTATONIC = (0, 2, 4, 7, 9, 12, 14, 16)
+
+
+#: Harmonic amplitudes of sawtooth-like tones (pads, bass): rich, like instruments, unlike test tones.
+_SAW8 = tuple(0.5 / k for k in range(1, 9))
+_SAW6 = tuple(1.0 / k for k in range(1, 7))
+
+
+def _note(freq: float, n: int, sr: int, harmonics: tuple[float, ...]) -> np.ndarray:
+    """``n`` samples of a tone at ``freq`` with the given harmonic amplitudes."""
+    t = np.arange(n) / sr
+    return sum(a * np.sin(2 * np.pi * freq * k * t) for k, a in enumerate(harmonics, start=1))
+
+
+def _envelope(n: int, sr: int, attack: float, decay: float) -> np.ndarray:
+    """A short linear attack, then an exponential decay (``decay`` seconds to 1/e)."""
+    t = np.arange(n) / sr
+    return np.minimum(1.0, t / max(attack, 1e-4)) * np.exp(-t / decay)
+
+
 def synth_music(seconds: float, sr: int = 22050, *, seed: int = 0, f0: float | None = None,
                 bpm: float | None = None, channels: int = 1) -> np.ndarray:
-    """A musical-ish float32 signal in [-1, 1]: a chord of harmonics, a kick on every beat, noise.
+    """A float32 signal in [-1, 1] that sounds like a song (a pop-style loop, so that the model's
+    not-music detector hears music): drums (kick, snare, hi-hat), a plucked bass line and chord pads
+    over a I-V-vi-IV progression, and a pentatonic melody, each note with its envelope.
 
-    ``seed`` varies the pitch, tempo and noise, so different seeds give different files.
-    Returns shape ``(n,)`` for mono, ``(n, channels)`` otherwise.
+    ``seed`` varies the key, tempo, melody and noise (``f0`` and ``bpm`` fix key and tempo), so
+    different seeds give different files. Returns shape ``(n,)`` for mono, ``(n, channels)`` otherwise.
     """
     rng = np.random.default_rng(seed)
     n = int(round(seconds * sr))
-    t = np.arange(n, dtype=np.float64) / sr
     f0 = f0 if f0 is not None else float(rng.uniform(110.0, 330.0))
+    f0 = f0 / 2 ** np.floor(np.log2(f0 / 110.0))  # the key, folded into one octave: instruments stay in range
     bpm = bpm if bpm is not None else float(rng.uniform(80.0, 150.0))
-    x = np.zeros(n)
-    for ratio in (1.0, 1.25, 1.5):  # a major triad
-        for k in range(1, 5):
-            x += (0.12 / k) * np.sin(2 * np.pi * f0 * ratio * k * t + rng.uniform(0, 2 * np.pi))
-    x *= 0.6 + 0.4 * np.sin(2 * np.pi * 0.5 * t) ** 2  # slow swell
     beat = 60.0 / bpm
-    phase = np.mod(t, beat)
-    x += 0.5 * np.exp(-phase * 30.0) * np.sin(2 * np.pi * 60.0 * phase)  # kick: decaying low thump
-    x += 0.02 * rng.standard_normal(n)
+    x = np.zeros(n + sr)  # a second of room for the last notes' tails
+
+    def add(start_s: float, sound: np.ndarray, gain: float) -> None:
+        i = int(start_s * sr)
+        if i < n:
+            x[i:i + len(sound)] += gain * sound[: len(x) - i]
+
+    melody = rng.choice(_PENTATONIC, size=64)  # a repeating 8-bar phrase of eighth notes
+    for b in range(int(seconds / beat) + 1):
+        start, chord = b * beat, _PROGRESSION[(b // 4) % 4]
+        length = int(beat * sr)
+        if b % 4 == 0:  # a chord pad per bar: three notes with a soft attack
+            bar = int(4 * beat * sr)
+            pad = sum(_note(f0 * 2 ** (s / 12), bar, sr, _SAW8) for s in chord)
+            add(start, pad * _envelope(bar, sr, 0.08, 2.5 * beat), 0.10)
+        if b % 2 == 0:  # bass: the chord's root, an octave down, plucked on beats 1 and 3
+            root = f0 / 2 * 2 ** (chord[0] / 12)
+            add(start, _note(root, 2 * length, sr, _SAW6) * _envelope(2 * length, sr, 0.005, 0.35), 0.30)
+        # drums: kick on 1 and 3, snare on 2 and 4, hi-hat on every eighth note
+        if b % 2 == 0:
+            t = np.arange(int(0.25 * sr)) / sr
+            kick = np.sin(2 * np.pi * (50 * t + 90 * (1 - np.exp(-t * 30)) / 30)) * np.exp(-t * 18)
+            add(start, kick, 0.55)
+        else:
+            m = int(0.18 * sr)
+            snare = (rng.standard_normal(m) + 0.6 * _note(190.0, m, sr, (1.0,))) * _envelope(m, sr, 0.001, 0.05)
+            add(start, snare, 0.22)
+        for half in (0, 1):
+            m = int(0.05 * sr)
+            hat = np.diff(rng.standard_normal(m + 1)) * _envelope(m, sr, 0.0005, 0.012)
+            add(start + half * beat / 2, hat, 0.10)
+            # melody: pentatonic eighth notes an octave up, some of them rests
+            note = melody[(2 * b + half) % len(melody)]
+            if (2 * b + half) % 5 != 4:
+                m = int(beat / 2 * sr)
+                tone = _note(2 * f0 * 2 ** (note / 12), m, sr, (0.6, 0.3, 0.2, 0.1, 0.05))
+                add(start + half * beat / 2, tone * _envelope(m, sr, 0.01, 0.25), 0.18)
+    x = x[:n] + 0.003 * rng.standard_normal(n)
     x = 0.8 * x / max(1e-9, float(np.max(np.abs(x))))
     x = x.astype(np.float32)
     if channels > 1:
@@ -201,6 +258,23 @@ def tiny_model_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return out
 
 
+def store_with_v2(tmp_path: Path, version: str = "test-v2"):
+    """A model store holding the shipped model (seed) and a copy of it published as ``version``."""
+    import json
+    import shutil
+
+    from genre_model.config import DEFAULT_MODEL_DIR
+    from genrebot.inference.models import ModelStore
+
+    root = tmp_path / "models"
+    copy = root / version
+    shutil.copytree(DEFAULT_MODEL_DIR, copy)
+    meta = json.loads((copy / "metadata.json").read_text())
+    meta["version"] = version
+    (copy / "metadata.json").write_text(json.dumps(meta))
+    return ModelStore(root, DEFAULT_MODEL_DIR)
+
+
 def run_python(args: list[str], *, cwd: Path, timeout: float = 120.0) -> subprocess.CompletedProcess:
     """Run ``python ARGS`` with this interpreter, the repo importable, in ``cwd``."""
     env = dict(os.environ)
@@ -240,16 +314,108 @@ def pg_cluster():
         cluster.stop()
 
 
-@pytest_asyncio.fixture(params=["sqlite", "postgres"])
-async def backend(request, tmp_path):
-    """One fresh, empty database of each storage backend (tests/storage_backends.py); a PostgreSQL
-    database is dropped after its test, so the throwaway cluster stays small."""
+@contextlib.asynccontextmanager
+async def fresh_storage(name: str, request: pytest.FixtureRequest, tmp_path: Path):
+    """One fresh, empty database of storage backend ``name`` (tests/storage_backends.py); a PostgreSQL
+    database is dropped afterwards, so the throwaway cluster stays small."""
     from storage_backends import PostgresBackend, SqliteBackend
 
-    if request.param == "sqlite":
+    if name == "sqlite":
         yield SqliteBackend(tmp_path)
         return
     cluster = request.getfixturevalue("pg_cluster")
     url = await cluster.create_database()
-    yield PostgresBackend(tmp_path, url)
-    await cluster.drop_database(url)
+    try:
+        yield PostgresBackend(tmp_path, url)
+    finally:
+        await cluster.drop_database(url)
+
+
+@pytest_asyncio.fixture(params=["sqlite", "postgres"])
+async def storage_backend(request: pytest.FixtureRequest, tmp_path: Path):
+    """Each storage backend in turn: one fresh, empty database (SQLite file, or on the session's PostgreSQL)."""
+    async with fresh_storage(request.param, request, tmp_path) as backend:
+        yield backend
+
+
+#: A local Ray instance for the tests: small, so that it fits 2 cores next to everything else.
+RAY_TEST_CPUS = 2
+RAY_TEST_OBJECT_STORE_BYTES = 96 * 1024 * 1024
+
+
+def ray_processes() -> list:
+    """Ray's processes still running on this machine (raylet, gcs_server, Serve actors, workers)."""
+    import psutil
+
+    found = []
+    for proc in psutil.process_iter(["name", "cmdline"]):
+        name = proc.info["name"] or ""
+        cmdline = " ".join(proc.info["cmdline"] or [])
+        if name in ("raylet", "gcs_server") or name.startswith("ray::") or "site-packages/ray/" in cmdline:
+            found.append(proc)
+    return found
+
+
+@pytest.fixture(scope="session")
+def ray_instance() -> str:
+    """A real local Ray instance with Serve (started once per session, ~15 s); yields its GCS address.
+
+    Stopped at the end of the session, and no Ray process may be left behind."""
+    os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
+    import ray
+    from ray import serve
+
+    ray.init(num_cpus=RAY_TEST_CPUS, include_dashboard=False, object_store_memory=RAY_TEST_OBJECT_STORE_BYTES,
+             namespace="genrebot", log_to_driver=False)
+    serve.start(proxy_location="Disabled")
+    try:
+        yield ray.get_runtime_context().gcs_address
+    finally:
+        serve.shutdown()
+        ray.shutdown()
+    import time
+
+    deadline = time.monotonic() + 20
+    while ray_processes() and time.monotonic() < deadline:
+        time.sleep(0.5)
+    left = ray_processes()
+    assert not left, f"Ray processes left after the tests: {[p.info for p in left]}"
+
+
+def inference_settings(name: str, request: pytest.FixtureRequest) -> dict:
+    """Settings overrides for inference backend ``name`` (``ray``: one replica on the session's Ray instance)."""
+    if name == "ray":
+        request.getfixturevalue("ray_instance")
+        return {"inference": "ray", "ray_replicas": 1, "ray_replica_cpus": 0.5}
+    return {"inference": "local"}
+
+
+@dataclasses.dataclass
+class Stack:
+    """A storage backend and an inference backend the bot runs on together."""
+
+    storage: Any  # storage_backends.Backend: a fresh database
+    inference: dict  # settings overrides for the inference backend
+
+    @property
+    def name(self) -> str:
+        return f"{self.storage.name}+{self.inference['inference']}"
+
+    @property
+    def settings(self) -> dict:
+        """``make_settings`` overrides that put the bot on this stack."""
+        storage = ({"database_url": self.storage.url} if self.storage.name == "postgres"
+                   else {"db_path": self.storage.db_path})
+        return {**storage, **self.inference}
+
+
+#: The stacks the end-to-end stories run on: the embedded default and the scaled set-up (not all four pairs).
+STACKS = {"sqlite+local": ("sqlite", "local"), "postgres+ray": ("postgres", "ray")}
+
+
+@pytest_asyncio.fixture(params=list(STACKS))
+async def stack(request: pytest.FixtureRequest, tmp_path: Path):
+    """SQLite + the local pool, then PostgreSQL + Ray Serve: the bot's two deployments, end to end."""
+    storage, inference = STACKS[request.param]
+    async with fresh_storage(storage, request, tmp_path) as backend:
+        yield Stack(backend, inference_settings(inference, request))

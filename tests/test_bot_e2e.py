@@ -1,8 +1,13 @@
-"""End to end: the real GenreBot (discord.py, process pool, storage) against a fake Discord server.
+"""End to end: the real GenreBot (discord.py, storage, an inference backend) against a fake Discord server.
 
 Each test drives a user story through the gateway and REST exactly as Discord would,
-and checks what reached the "channel" and what landed in storage (SQLite; the feedback and
-forget stories also run on PostgreSQL).
+and checks what reached the "channel" and what landed in storage.
+
+The main stories (/genre, bad input, feedback with a correction, a killed worker, /retrain
+with promotion) run on both of the bot's stacks (``stack`` in conftest.py): SQLite with the
+local process pool, and PostgreSQL with Ray Serve (the session's throwaway PostgreSQL server
+and real local Ray instance). /genre-forget runs on both storage backends; the rest on the default
+stack (SQLite, local pool).
 """
 
 from __future__ import annotations
@@ -12,14 +17,17 @@ import collections
 import os
 import signal
 import sqlite3
+import subprocess
 
 import numpy as np
 import pytest
-from botharness import ADMIN_ID, COMMANDS, OTHER_ID, USER_ID, make_settings, poll, running_bot
+from botharness import ADMIN_ID, COMMANDS, OTHER_ID, USER_ID, busy_worker, make_settings, poll, running_bot
 from conftest import encode, synth_music
 
 from bot import replies
-from genre_model.config import GENRES, display_name
+from genre_model.artifact import load_info
+from genre_model.config import DEFAULT_MODEL_DIR, GENRES, display_name
+from genre_model.predict import CLOSE_CALL
 
 pytestmark = pytest.mark.slow
 
@@ -61,22 +69,34 @@ def assert_private(server, handle, message):
     assert not left, f"left in the channel: {left}"
 
 
-async def test_genre_replies_with_embed_image_and_reactions(server, tmp_path):
-    settings = make_settings(tmp_path, server)
+async def test_genre_replies_with_embed_image_and_reactions(server, tmp_path, stack):
+    settings = make_settings(tmp_path, server, **stack.settings)
     async with running_bot(server, settings) as run:
+        storage = run.bot.storage
         handle, message = await ask_genre(server, song_bytes(tmp_path))
         assert handle.callback["type"] == 5  # deferred at once
         assert_public(server, handle, message)
         embed = message["embeds"][0]
-        (genre, top_k), = db_rows(settings, "SELECT genre, top_k FROM predictions")
-        # labels stay labels in the data; people read display names ("Hip-hop")
-        assert genre in GENRES and embed["title"].startswith(f"{display_name(genre)} \N{EM DASH} ")
-        assert f"is **{display_name(genre)}**." in embed["description"]
-        top = embed["fields"][0]["value"].splitlines()
+        message_id = int(message["id"])
+        prediction = await poll(lambda: storage.prediction_by_message(message_id))
+        genre = prediction.genre
+        assert prediction.sound == "music", "the synthetic song sounds like music"
+        # labels stay labels in the data; people read display names ("Hip-hop"); a close call is said in words
+        (_, p1), (_, p2) = prediction.top_k[:2]
+        if p1 - p2 < CLOSE_CALL:
+            assert embed["title"].startswith(f"Could be {display_name(genre)}") and " or " in embed["title"]
+            assert embed["description"].startswith("It's a close call: ")
+        else:
+            assert genre in GENRES and embed["title"].startswith(f"{display_name(genre)} \N{EM DASH} ")
+            assert f"is **{display_name(genre)}**." in embed["description"]
+        fields = {f["name"]: f["value"] for f in embed["fields"]}
+        top = fields["Top genres"].splitlines()
         assert len(top) == 3 and all("%" in line for line in top)
         assert top[0].endswith(f"  {display_name(genre)}")
+        tags = fields["Tags (not genres)"].split(", ")  # musicnn's MSD tags, marked as tags
+        assert len(tags) == 3 and set(tags) <= set(load_info(DEFAULT_MODEL_DIR).tags)
         assert embed["image"]["url"] == f"attachment://{replies.IMAGE_NAME}"
-        assert embed["footer"]["text"] == f"model {run.bot.pool.model_version}"
+        assert embed["footer"]["text"] == f"model {run.bot.inference.model_version}"
         upload = [f for r in server.requests_matching("PATCH", r"^/webhooks/.*/messages/@original$") for f in r.files]
         assert upload and upload[0].filename == replies.IMAGE_NAME and upload[0].data[:8] == b"\x89PNG\r\n\x1a\n"
         menu = message["components"][0]["components"][0]
@@ -84,20 +104,80 @@ async def test_genre_replies_with_embed_image_and_reactions(server, tmp_path):
         assert [o["value"] for o in menu["options"]] == list(GENRES), "the menu's values stay labels"
         assert [o["label"] for o in menu["options"]] == [display_name(g) for g in GENRES]
         assert "Hip-hop" in [o["label"] for o in menu["options"]]
-        message_id = int(message["id"])
         await server.wait_for(lambda: len(server.bot_reactions_on(message_id)) == 2, timeout=10)
         assert set(server.bot_reactions_on(message_id)) == {replies.RIGHT, replies.WRONG}
-        rows = db_rows(settings, "SELECT user_id, message_id, genre, windows_path FROM predictions")
-        assert rows[0][0] == USER_ID and rows[0][1] == message_id
-        windows = np.load(settings.data_dir / rows[0][3])["windows"]
+        assert prediction.user_id == USER_ID and (await storage.stats()).n_predictions == 1
+        windows, _ = await storage.windows(prediction.id)
         assert windows.ndim == 4 and windows.shape[0] >= 2
         assert not list(settings.data_dir.rglob("*.mp3")), "raw audio is not stored by default"
         assert "test-token-do-not-log" not in str(server.requests_matching("PATCH", r"^/webhooks/")[0].json)
 
 
-async def test_bad_files_get_friendly_private_replies_and_bot_keeps_serving(server, tmp_path):
+def spoken_mp3(tmp_path, seconds: float = 20.0) -> bytes:
+    """``seconds`` of synthesised speech (espeak-ng, installed by scripts/setup.sh), as an MP3 upload."""
+    text = ("Welcome back to the show. Today we talk about the weather, the news from town, and what "
+            "happened at the council meeting on Tuesday evening. Thanks for listening, and see you next week. ")
+    wav = tmp_path / "talk.wav"
+    subprocess.run(["espeak-ng", "-v", "en", "-s", "160", "-w", str(wav), text * 3], check=True, timeout=60)
+    from genre_model.audio import load_audio
+
+    speech = load_audio(wav, SR)[: int(seconds * SR)]
+    assert speech.size >= seconds * SR * 0.99, "espeak-ng said less than asked"
+    return encode(speech, tmp_path / "talk.mp3", SR, "mp3").read_bytes()
+
+
+def sine_sweep(tmp_path, seconds: float = 12.0) -> bytes:
+    """A logarithmic sine sweep from 100 Hz to 8 kHz, as a WAV upload."""
+    t = np.arange(int(seconds * SR)) / SR
+    f0, f1 = 100.0, 8000.0
+    phase = 2 * np.pi * f0 * seconds / np.log(f1 / f0) * (np.exp(t / seconds * np.log(f1 / f0)) - 1)
+    return encode(0.5 * np.sin(phase), tmp_path / "sweep.wav", SR, "wav").read_bytes()
+
+
+async def test_not_music_is_said_in_words_without_menu_or_votes_and_stored_as_such(server, tmp_path, stack):
+    settings = make_settings(tmp_path, server, **stack.settings)
+    async with running_bot(server, settings) as run:
+        storage = run.bot.storage
+        said = {}
+        for name, data, sound in (("talk.mp3", spoken_mp3(tmp_path), "speech"),
+                                  ("sweep.wav", sine_sweep(tmp_path), None)):
+            handle, message = await ask_genre(server, data, name, "audio/mpeg" if name.endswith("mp3") else "audio/wav")
+            assert_public(server, handle, message)  # a result, for the channel, not an error
+            embed = message["embeds"][0]
+            mid = int(message["id"])
+            prediction = await poll(lambda: storage.prediction_by_message(mid))
+            assert not prediction.music and (sound is None or prediction.sound == sound), prediction.sound
+            if sound == "speech":
+                assert embed["title"] == "This sounds like speech, not music."
+            assert embed["title"].startswith("This sounds like ") and embed["title"].endswith(", not music.")
+            assert "genre" not in {f["name"].lower() for f in embed.get("fields", [])}
+            assert embed["image"]["url"] == f"attachment://{replies.IMAGE_NAME}"
+            assert not message.get("components"), "no correction menu"
+            assert not prediction.has_windows, "not music never becomes training data"
+            said[mid] = prediction
+
+        # music still gets a genre (and its reactions), the not-music replies got none
+        _, song = await ask_genre(server, song_bytes(tmp_path))
+        song_id = int(song["id"])
+        assert song["embeds"][0]["title"] and song["components"]
+        await server.wait_for(lambda: len(server.bot_reactions_on(song_id)) == 2, timeout=10)
+        assert not any(server.bot_reactions_on(mid) for mid in said)
+
+        # a member's reaction on a not-music reply is no vote; on the song it is
+        for mid in (*said, song_id):
+            await server.add_reaction(mid, replies.WRONG, user_id=OTHER_ID)
+        music = await poll(lambda: storage.prediction_by_message(song_id))
+        assert music.music and music.genre in GENRES
+        await poll(lambda: storage.votes(music.id))
+        assert [await storage.votes(p.id) for p in said.values()] == [[], []]
+        stats = await storage.stats()
+        assert (stats.n_predictions, stats.n_not_music) == (3, 2)
+        assert await storage.corrections() == []  # a bare wrong vote on the song names no genre
+
+
+async def test_bad_files_get_friendly_private_replies_and_bot_keeps_serving(server, tmp_path, stack):
     """Every failure, before the public "thinking..." defer or after it, reaches the requester alone."""
-    settings = make_settings(tmp_path, server, max_attachment_bytes=200_000)
+    settings = make_settings(tmp_path, server, max_attachment_bytes=200_000, **stack.settings)
     async with running_bot(server, settings):
         # after the defer: a text file named .mp3 (found out only once downloaded and decoded)
         handle, msg = await ask_genre(server, b"this is not audio at all\n" * 40, "notes.mp3")
@@ -136,7 +216,7 @@ async def test_queue_filling_during_download_is_told_privately(server, tmp_path)
     """A request passes the "busy?" check, defers, and while its file downloads the queue fills up."""
     settings = make_settings(tmp_path, server, workers=1, queue_limit=1)
     async with running_bot(server, settings) as run:
-        (worker,) = await run.bot.pool.worker_pids()
+        (worker,) = await run.bot.inference.worker_pids()
         gate = asyncio.Event()
         slow = server.add_attachment("slow.mp3", song_bytes(tmp_path, 5, seed=5), "audio/mpeg", gate=gate)
         late = await server.send_slash_command("genre", {"file": slow}, user_id=USER_ID)
@@ -145,7 +225,7 @@ async def test_queue_filling_during_download_is_told_privately(server, tmp_path)
         try:
             first = server.add_attachment("first.mp3", song_bytes(tmp_path, 5, seed=6), "audio/mpeg")
             early = await server.send_slash_command("genre", {"file": first}, user_id=OTHER_ID)
-            await server.wait_for(lambda: run.bot.pool.full, timeout=20)
+            await server.wait_for(lambda: run.bot.inference.full, timeout=20)
             gate.set()  # ... while the held download finishes and finds the queue full
             busy = await late.wait_message(lambda m: m.get("content") or m.get("embeds"), timeout=20)
         finally:
@@ -158,12 +238,12 @@ async def test_queue_filling_during_download_is_told_privately(server, tmp_path)
 
 
 def storage_settings(backend) -> dict:
-    """make_settings overrides that put the bot on ``backend`` (tests/storage_backends.py)."""
+    """make_settings overrides that put the bot on storage ``backend`` (tests/storage_backends.py)."""
     return {"database_url": backend.url} if backend.name == "postgres" else {"db_path": backend.db_path}
 
 
-async def test_feedback_votes_and_correction_land_in_storage(server, tmp_path, backend):
-    settings = make_settings(tmp_path, server, **storage_settings(backend))
+async def test_feedback_votes_and_correction_land_in_storage(server, tmp_path, stack):
+    settings = make_settings(tmp_path, server, **stack.settings)
     async with running_bot(server, settings) as run:
         storage = run.bot.storage
         _, message = await ask_genre(server, song_bytes(tmp_path))
@@ -218,7 +298,7 @@ async def test_admin_commands_refuse_non_admins(server, tmp_path):
             handle = await server.send_slash_command(name, {}, user_id=USER_ID)
             msg = await handle.wait_message(timeout=10)
             assert "Only the bot's admins" in msg["content"]
-        assert run.bot.pool.model_version == run.bot.pool.model_version
+        assert run.bot.inference.model_version == run.bot.inference.model_version
         assert not (settings.data_dir / "retrain").exists(), "nothing started"
         synced = {c["name"]: c for c in server.commands[None]}
         assert str(synced["retrain"]["default_member_permissions"]) == "32"  # manage_guild
@@ -240,12 +320,12 @@ async def test_genre_stats_shows_the_figures_to_the_admin_only(server, tmp_path)
         assert fields["Predictions"] == "2"
         assert fields["Votes"].startswith(f"{replies.RIGHT} 1 ")
         assert fields["Accuracy by feedback"] == "100% of 1 rated"
-        assert fields["Live model"] == run.bot.pool.model_version
+        assert fields["Live model"] == run.bot.inference.model_version
         assert fields["Queue"] == "0 running or waiting"
 
 
-async def test_forget_deletes_users_data(server, tmp_path, backend):
-    settings = make_settings(tmp_path, server, keep_audio=True, **storage_settings(backend))
+async def test_forget_deletes_users_data(server, tmp_path, storage_backend):
+    settings = make_settings(tmp_path, server, keep_audio=True, **storage_settings(storage_backend))
     async with running_bot(server, settings) as run:
         storage = run.bot.storage
         _, message = await ask_genre(server, song_bytes(tmp_path))
@@ -258,8 +338,8 @@ async def test_forget_deletes_users_data(server, tmp_path, backend):
         assert (await storage.stats()).n_predictions == 0
         assert await storage.windows(prediction.id) is None and await storage.audio(prediction.id) is None
         assert not [p for p in settings.data_dir.rglob("*") if p.is_file() and p.parent.name in ("windows", "audio")]
-        if backend.name == "postgres":
-            assert await backend.raw("SELECT count(*) FROM prediction_files") == [(0,)]
+        if storage_backend.name == "postgres":
+            assert await storage_backend.raw("SELECT count(*) FROM prediction_files") == [(0,)]
 
 
 async def test_classify_genre_message_command(server, tmp_path):
@@ -285,19 +365,20 @@ async def test_classify_genre_message_command(server, tmp_path):
         assert_private(server, handle, msg)
 
 
-async def test_worker_killed_mid_request_gets_error_then_recovers(server, tmp_path):
-    settings = make_settings(tmp_path, server)
+async def test_worker_killed_mid_request_gets_error_then_recovers(server, tmp_path, stack):
+    settings = make_settings(tmp_path, server, **stack.settings)
     async with running_bot(server, settings) as run:
-        pids = await run.bot.pool.worker_pids()
-        att = server.add_attachment("slow.mp3", song_bytes(tmp_path, 60), "audio/mpeg", delay=0.0)
+        inference = run.bot.inference
+        pids = await inference.worker_pids()
+        att = server.add_attachment("slow.mp3", song_bytes(tmp_path, 120), "audio/mpeg", delay=0.0)
         handle = await server.send_slash_command("genre", {"file": att})
-        await server.wait_for(lambda: run.bot.pool.pending == 1, timeout=10)
-        os.kill(pids[0], signal.SIGKILL)
+        os.kill(await busy_worker(inference, pids), signal.SIGKILL)
         msg = await handle.wait_message(lambda m: m.get("content") or m.get("embeds"), timeout=60)
         assert "crashed" in msg.get("content", "")
         assert_private(server, handle, msg)
-        _, ok = await ask_genre(server, song_bytes(tmp_path, 5, seed=2))
-        assert ok["embeds"] and run.bot.pool.restarts == 1
+        _, ok = await ask_genre(server, song_bytes(tmp_path, 5, seed=2))  # the pool is rebuilt / Serve replaced it
+        assert ok["embeds"]
+        assert (inference.restarts if stack.inference["inference"] == "local" else inference.failures) == 1
 
 
 async def test_cooldown_limits_one_user(server, tmp_path):
@@ -323,12 +404,13 @@ def genre_folders(root, per_genre: int, seconds: float, seed0: int):
     return root
 
 
-async def test_admin_retrain_promotes_or_refuses_and_pool_follows(server, tmp_path):
+async def test_admin_retrain_promotes_or_refuses_and_pool_follows(server, tmp_path, stack):
     base = genre_folders(tmp_path / "base", 3, 4.0, 0)
     holdout = genre_folders(tmp_path / "holdout", 1, 4.0, 50)
-    settings = make_settings(tmp_path, server, base_data=base, holdout_data=holdout, retrain_epochs=15)
+    settings = make_settings(tmp_path, server, base_data=base, holdout_data=holdout, retrain_epochs=15,
+                             **stack.settings)
     async with running_bot(server, settings) as run:
-        live_before = run.bot.pool.model_version
+        live_before = run.bot.inference.model_version
         handle = await server.send_slash_command("retrain", {}, user_id=ADMIN_ID)
         final = await handle.wait_message(lambda m: (m.get("content") or "").startswith(("\N{WHITE HEAVY CHECK MARK}",
                                           "\N{NO ENTRY}", "\N{CROSS MARK}")), timeout=400)
@@ -341,16 +423,19 @@ async def test_admin_retrain_promotes_or_refuses_and_pool_follows(server, tmp_pa
         assert progress[0] == "\N{GEAR} Retraining: Retraining with 0 corrections\N{HORIZONTAL ELLIPSIS}"
         assert handle.edits[-1]["message"]["content"] == text
         assert server.visible_to_channel(final) and server.messages[int(final["id"])]["content"] == text
-        models = db_rows(settings, "SELECT version, is_live, metrics FROM models")
+        models = await run.bot.storage.list_models()
         assert len(models) == 1, text
-        version, is_live, _ = models[0]
+        version, is_live = models[0].version, models[0].is_live
         if text.startswith("\N{WHITE HEAVY CHECK MARK}"):
-            assert is_live == 1 and run.bot.pool.model_version == version != live_before
+            assert is_live and run.bot.inference.model_version == version != live_before
             _, reply = await ask_genre(server, song_bytes(tmp_path, 5))
             assert reply["embeds"][0]["footer"]["text"] == f"model {version}"
+            if stack.inference["inference"] == "ray":
+                assert await run.bot.inference.replica_versions() == {version}
+            assert (settings.data_dir / "models" / version / "metadata.json").is_file(), "kept in the model store"
         else:
             assert text.startswith("\N{NO ENTRY}") and "worse" in text
-            assert is_live == 0 and run.bot.pool.model_version == live_before
+            assert not is_live and run.bot.inference.model_version == live_before
 
 
 async def test_failed_retrain_leaves_live_model_serving(server, tmp_path):
@@ -361,7 +446,7 @@ async def test_failed_retrain_leaves_live_model_serving(server, tmp_path):
     (broken / "rock" / "rock.00000.wav").write_bytes(b"RIFF....not really")
     settings = make_settings(tmp_path, server, base_data=broken)
     async with running_bot(server, settings) as run:
-        live_before = run.bot.pool.model_version
+        live_before = run.bot.inference.model_version
         handle = await server.send_slash_command("retrain", {}, user_id=ADMIN_ID)
         first = await handle.wait_edit(1, timeout=60)
         assert first["content"].startswith("\N{GEAR} Retraining: ")
@@ -371,7 +456,7 @@ async def test_failed_retrain_leaves_live_model_serving(server, tmp_path):
         assert "interaction_metadata" not in final, "a plain channel message, not an edit of the expired reply"
         assert server.requests_matching("PATCH", rf"/webhooks/\d+/{handle.token}/messages/@original")[-1].status == 401
         assert "Retrain failed" in final["content"] and live_before in final["content"]
-        assert run.bot.pool.model_version == live_before
+        assert run.bot.inference.model_version == live_before
         assert db_rows(settings, "SELECT count(*) FROM models") == [(0,)]
         _, ok = await ask_genre(server, song_bytes(tmp_path, 5))
         assert ok["embeds"]

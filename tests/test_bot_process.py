@@ -43,6 +43,8 @@ def test_missing_token_is_one_clear_line(tmp_path):
     ("GENREBOT_DATABASE_URL", "mysql://bot@127.0.0.1/genrebot", "GENREBOT_DATABASE_URL must be a postgresql://"),
     ("GENREBOT_DATABASE_URL", "postgresql://bot:s3cret@127.0.0.1:9/genrebot",
      "cannot connect to PostgreSQL at postgresql://bot:***@127.0.0.1:9/genrebot"),
+    ("GENREBOT_INFERENCE", "gpu", "GENREBOT_INFERENCE must be local or ray, got 'gpu'"),
+    ("GENREBOT_SHARD_IDS", "0-3", "GENREBOT_SHARD_IDS needs GENREBOT_SHARD_COUNT"),
 ])
 def test_bad_settings_are_one_clear_line(tmp_path, setting, value, words):
     result = run_bot_sync({"DISCORD_TOKEN": "x", "DISCORD_API_BASE": "http://127.0.0.1:9/api/v10",
@@ -91,18 +93,18 @@ async def test_twenty_at_once_are_all_answered_and_sigterm_is_graceful(server, t
     assert "test-token-do-not-log" not in log
 
 
-async def test_votes_survive_sigkill_and_old_messages_still_count(server, tmp_path, backend):
+async def test_votes_survive_sigkill_and_old_messages_still_count(server, tmp_path, storage_backend):
     """On SQLite and on PostgreSQL: a burst of votes, SIGKILL, restart; every acknowledged vote
     is kept and the old reply still takes votes."""
     song = encode(synth_music(6.0, 22050, seed=8), tmp_path / "song.mp3", 22050, "mp3").read_bytes()
     workdir = tmp_path / "run"
-    env = {"GENREBOT_DATA_DIR": str(backend.data_dir), **backend.env}
+    env = {"GENREBOT_DATA_DIR": str(storage_backend.data_dir), **storage_backend.env}
     bot = await BotProcess(server, workdir, **env).start()
     att = server.add_attachment("song.mp3", song, "audio/mpeg")
     handle = await server.send_slash_command("genre", {"file": att})
     message = await handle.wait_message(lambda m: m.get("embeds"), timeout=60)
     mid = int(message["id"])
-    store = await backend.open()  # the test's own view of the database, through the storage API
+    store = await storage_backend.open()  # the test's own view of the database, through the storage API
 
     async def votes():
         prediction = await store.prediction_by_message(mid)
@@ -116,8 +118,8 @@ async def test_votes_survive_sigkill_and_old_messages_still_count(server, tmp_pa
         await poll(lambda: _at_least(votes, 10))
         await bot.stop(signal.SIGKILL)
         acknowledged = await votes()
-        if backend.name == "sqlite":
-            with sqlite3.connect(backend.db_path) as conn:
+        if storage_backend.name == "sqlite":
+            with sqlite3.connect(storage_backend.db_path) as conn:
                 assert conn.execute("PRAGMA integrity_check").fetchone() == ("ok",)
         assert set(acknowledged) <= set(voters) and all(v == "wrong" for v in acknowledged.values())
 

@@ -146,7 +146,7 @@ async def test_bad_input_gets_a_clear_reply_and_bot_keeps_serving(corpus_bot: Co
     if case.expect == "result":
         assert msg.get("embeds"), f"{case.id} should be classified, got: {text}"
         description = msg["embeds"][0]["description"]
-        shown = re.search(r"\*\*(.+?)\*\* is \*\*", description).group(1)
+        shown = re.search(r"\*\*(.+?)\*\*", description).group(1)  # the file name is said first, bold
         assert "/" not in shown and "\\" not in shown and "\n" not in shown and len(shown) <= 80
         if case.shown_name:
             assert shown == case.shown_name
@@ -198,9 +198,11 @@ async def test_data_dir_holds_only_the_database_and_windows(corpus_bot: CorpusBo
     assert entries <= {"genrebot.sqlite3", "genrebot.sqlite3-wal", "genrebot.sqlite3-shm", "windows", "tmp"}, entries
     scratch = [p for p in (bot.data_dir / "tmp").rglob("*") if p.is_file()] if "tmp" in entries else []
     assert not scratch, f"decoder scratch files left behind: {scratch}"
-    kept = {row[0] for row in db_rows(bot.db, "SELECT windows_path FROM predictions")}
+    kept = {row[0] for row in db_rows(bot.db, "SELECT windows_path FROM predictions WHERE windows_path IS NOT NULL")}
     on_disk = {f"windows/{p.name}" for p in (bot.data_dir / "windows").iterdir()}
     assert on_disk == kept, "window files and rows agree; no stray temp files"
+    assert db_rows(bot.db, "SELECT count(*) FROM predictions WHERE (windows_path IS NULL) <> (sound <> 'music')") \
+        == [(0,)], "every song's windows are kept, and only songs' (not-music uploads never become training data)"
     run_dir = {p.name for p in (bot.root / "run").iterdir()}
     assert run_dir == {"bot.log", "data"}, run_dir
     assert not list(bot.root.rglob("passwd*")) and not Path("/etc/passwd.mp3").exists()

@@ -1,4 +1,4 @@
-"""The storage test-suite: every test that uses ``store`` or ``backend`` runs against both backends,
+"""The storage test-suite: every test that uses ``store`` or ``storage_backend`` runs against both backends,
 SQLite files and a real PostgreSQL server started for the session (no Discord, no model)."""
 
 from __future__ import annotations
@@ -31,14 +31,15 @@ _seeds = itertools.count(1)
 
 
 @pytest_asyncio.fixture
-async def store(backend):
-    s = await backend.open()
+async def store(storage_backend):
+    s = await storage_backend.open()
     yield s
     await s.close()
 
 
 async def add_prediction(store: Storage, user_id: int = 1, *, windows=True, top=("rock", 0.7),
-                         sha: str | None = None, audio: bytes | None = None, file_name: str = "song.mp3") -> int:
+                         sha: str | None = None, audio: bytes | None = None, file_name: str = "song.mp3",
+                         sound: str = "music") -> int:
     """A prediction of its own file (unless ``sha`` says otherwise) with its own windows."""
     rest = [("pop", 0.2), ("jazz", 0.1)]
     seed = next(_seeds)
@@ -48,13 +49,13 @@ async def add_prediction(store: Storage, user_id: int = 1, *, windows=True, top=
         duration_s=31.5, model_version="v1", top_k=[top, *rest],
         # every prediction gets its own windows: identical files would be one recording to the trainer
         windows=np.random.default_rng(seed).random((3, 128, 128, 2)) if windows else None,
-        feature_config=FEATURES if windows else None, audio=audio,
+        feature_config=FEATURES if windows else None, audio=audio, sound=sound,
     )
 
 
-def newest(backend) -> int:
-    split = split_sqlite if backend.name == "sqlite" else split_postgres
-    return load_migrations(migrations_dir(backend.name), split)[-1].number
+def newest(storage_backend) -> int:
+    split = split_sqlite if storage_backend.name == "sqlite" else split_postgres
+    return load_migrations(migrations_dir(storage_backend.name), split)[-1].number
 
 
 def files_under(folder: Path) -> list[Path]:
@@ -64,30 +65,30 @@ def files_under(folder: Path) -> list[Path]:
 # --- migrations --------------------------------------------------------------
 
 
-async def test_fresh_db_migrates_and_reopen_is_noop(backend):
-    async with await backend.open() as s:
+async def test_fresh_db_migrates_and_reopen_is_noop(storage_backend):
+    async with await storage_backend.open() as s:
         assert isinstance(s, Storage)
-        assert await s.schema_version() == newest(backend)
+        assert await s.schema_version() == newest(storage_backend)
         await add_prediction(s)
-    assert {"predictions", "feedback", "models"} <= await backend.tables()
-    async with await backend.open() as s:
-        assert await s.schema_version() == newest(backend)
+    assert {"predictions", "feedback", "models"} <= await storage_backend.tables()
+    async with await storage_backend.open() as s:
+        assert await s.schema_version() == newest(storage_backend)
         assert (await s.stats()).n_predictions == 1
 
 
-async def test_newer_database_is_refused(backend):
-    async with await backend.open():
+async def test_newer_database_is_refused(storage_backend):
+    async with await storage_backend.open():
         pass
-    await backend.set_schema_version(newest(backend) + 4)
+    await storage_backend.set_schema_version(newest(storage_backend) + 4)
     with pytest.raises(StorageError) as info:
-        await backend.open()
+        await storage_backend.open()
     assert str(info.value) == (
-        f"database schema version {newest(backend) + 4} is newer than this bot knows ({newest(backend)}); "
+        f"database schema version {newest(storage_backend) + 4} is newer than this bot knows ({newest(storage_backend)}); "
         "upgrade the bot"
     )
 
 
-async def test_failing_migration_rolls_back(backend, tmp_path):
+async def test_failing_migration_rolls_back(storage_backend, tmp_path):
     mig = tmp_path / "migrations"
     mig.mkdir()
     (mig / "001_first.sql").write_text("CREATE TABLE a (x INTEGER);\n")
@@ -95,25 +96,45 @@ async def test_failing_migration_rolls_back(backend, tmp_path):
         "CREATE TABLE b (y INTEGER);\nINSERT INTO a VALUES (1);\nTHIS IS NOT SQL;\n"
     )
     with pytest.raises(StorageError, match="002_broken.*left at version 1"):
-        await backend.open(mig)
-    tables = await backend.tables()
+        await storage_backend.open(mig)
+    tables = await storage_backend.tables()
     assert "a" in tables and "b" not in tables
-    assert await backend.raw("SELECT count(*) FROM a") == [(0,)]
+    assert await storage_backend.raw("SELECT count(*) FROM a") == [(0,)]
     # Fixing the file lets the next open finish the job.
     (mig / "002_broken.sql").write_text("CREATE TABLE b (y INTEGER);\n")
-    async with await backend.open(mig) as s:
+    async with await storage_backend.open(mig) as s:
         assert await s.schema_version() == 2
 
 
-async def test_processes_starting_together_migrate_once(backend):
-    stores = await asyncio.gather(*(backend.open() for _ in range(3)))
+async def test_processes_starting_together_migrate_once(storage_backend):
+    stores = await asyncio.gather(*(storage_backend.open() for _ in range(3)))
     try:
-        assert [await s.schema_version() for s in stores] == [newest(backend)] * 3
+        assert [await s.schema_version() for s in stores] == [newest(storage_backend)] * 3
         await add_prediction(stores[0])
         assert (await stores[2].stats()).n_predictions == 1
     finally:
         for s in stores:
             await s.close()
+
+
+async def test_predictions_from_before_the_sound_migration_are_music(storage_backend, tmp_path):
+    """A database made before predictions had a sound: migrated, its predictions are music."""
+    older = tmp_path / "older"
+    older.mkdir()
+    for path in sorted(migrations_dir(storage_backend.name).glob("*.sql")):
+        if "_sound" in path.name:
+            break
+        (older / path.name).write_text(path.read_text())
+    async with await storage_backend.open(older):
+        pass
+    await storage_backend.raw(
+        "INSERT INTO predictions (user_id, created_at, file_name, file_sha256, duration_s, model_version, genre,"
+        " confidence, top_k) VALUES (7, '2026-01-01T00:00:00+00:00', 'old.mp3', 'ab', 30.0, 'v0', 'rock', 0.9,"
+        " '[[\"rock\", 0.9]]')")
+    async with await storage_backend.open() as s:
+        assert await s.schema_version() == newest(storage_backend)
+        old = await s.get_prediction(1)
+        assert old.sound == "music" and old.music and (old.user_id, old.genre) == (7, "rock")
 
 
 async def test_migration_files_are_validated(tmp_path):
@@ -188,17 +209,17 @@ async def test_sqlite_pragmas(tmp_path):
 async def test_postgres_commits_synchronously_whatever_the_server_default(pg_cluster, tmp_path):
     from storage_backends import PostgresBackend
 
-    backend = PostgresBackend(tmp_path, await pg_cluster.create_database())
-    database = backend.url.rsplit("/", 1)[1]
-    await backend.raw(f'ALTER DATABASE "{database}" SET synchronous_commit = off')
+    storage_backend = PostgresBackend(tmp_path, await pg_cluster.create_database())
+    database = storage_backend.url.rsplit("/", 1)[1]
+    await storage_backend.raw(f'ALTER DATABASE "{database}" SET synchronous_commit = off')
     try:
-        assert await backend.raw("SHOW synchronous_commit") == [("off",)]  # what others would get
-        async with await backend.open() as s:
+        assert await storage_backend.raw("SHOW synchronous_commit") == [("off",)]  # what others would get
+        async with await storage_backend.open() as s:
             async with s._pool.acquire() as conn:
                 assert await conn.fetchval("SHOW synchronous_commit") == "on"
                 assert await conn.fetchval("SHOW fsync") == "on"
     finally:
-        await pg_cluster.drop_database(backend.url)
+        await pg_cluster.drop_database(storage_backend.url)
 
 
 async def test_postgres_url_password_never_shown(pg_cluster):
@@ -214,7 +235,7 @@ async def test_postgres_url_password_never_shown(pg_cluster):
 # --- predictions -------------------------------------------------------------
 
 
-async def test_prediction_round_trip_with_windows(backend, store):
+async def test_prediction_round_trip_with_windows(storage_backend, store):
     windows = np.random.default_rng(0).random((4, 128, 128, 2))  # float64 in, float32 stored
     pid = await store.record_prediction(
         user_id=111, guild_id=None, channel_id=222, interaction_id=333, file_name="a b.flac",
@@ -234,16 +255,16 @@ async def test_prediction_round_trip_with_windows(backend, store):
     assert loaded.dtype == np.float32
     np.testing.assert_array_equal(loaded, windows.astype(np.float32))
     assert config == FEATURES
-    if backend.name == "sqlite":  # a file named by the window store, recorded in the row
-        path = backend.data_dir / "windows" / f"{pid}.npz"
-        assert await backend.raw(f"SELECT windows_path FROM predictions WHERE id = {pid}") == [(f"windows/{pid}.npz",)]
+    if storage_backend.name == "sqlite":  # a file named by the window store, recorded in the row
+        path = storage_backend.data_dir / "windows" / f"{pid}.npz"
+        assert await storage_backend.raw(f"SELECT windows_path FROM predictions WHERE id = {pid}") == [(f"windows/{pid}.npz",)]
         with np.load(path) as npz:  # the plain numpy view, no pickle needed
             assert set(npz.files) == {"windows", "feature_config"}
-        assert files_under(backend.data_dir) == [path], "no stray temp files"
+        assert files_under(storage_backend.data_dir) == [path], "no stray temp files"
     else:  # in the database, next to its row; nothing in the data folder
-        assert await backend.raw(f"SELECT kind, suffix FROM prediction_files WHERE prediction_id = {pid}") == [
+        assert await storage_backend.raw(f"SELECT kind, suffix FROM prediction_files WHERE prediction_id = {pid}") == [
             ("windows", ".npz")]
-        assert files_under(backend.data_dir) == []
+        assert files_under(storage_backend.data_dir) == []
 
 
 async def test_prediction_without_windows(store):
@@ -253,28 +274,28 @@ async def test_prediction_without_windows(store):
     assert await store.get_prediction(pid + 100) is None
 
 
-async def test_kept_audio_is_stored_with_the_prediction(backend, store):
+async def test_kept_audio_is_stored_with_the_prediction(storage_backend, store):
     pid = await add_prediction(store, audio=b"ID3 fake mp3 bytes", file_name="My Song.MP3")
     odd = await add_prediction(store, audio=b"\x00\x01", file_name="x.mp3;rm -rf ~")
     assert (await store.get_prediction(pid)).has_audio
     assert await store.audio(pid) == (b"ID3 fake mp3 bytes", ".mp3")
     assert await store.audio(odd) == (b"\x00\x01", ".bin")
     assert await store.audio(await add_prediction(store)) is None
-    if backend.name == "sqlite":  # named by the audio store: audio/<id><suffix>
-        assert (backend.data_dir / "audio" / f"{pid}.mp3").read_bytes() == b"ID3 fake mp3 bytes"
-        assert (backend.data_dir / "audio" / f"{odd}.bin").is_file()
+    if storage_backend.name == "sqlite":  # named by the audio store: audio/<id><suffix>
+        assert (storage_backend.data_dir / "audio" / f"{pid}.mp3").read_bytes() == b"ID3 fake mp3 bytes"
+        assert (storage_backend.data_dir / "audio" / f"{odd}.bin").is_file()
 
 
-async def test_a_failed_write_leaves_no_row_and_no_file(backend, store):
+async def test_a_failed_write_leaves_no_row_and_no_file(storage_backend, store):
     with pytest.raises(Exception):  # the row cannot be inserted (file_name NOT NULL): nothing is kept
         await store.record_prediction(
             user_id=1, guild_id=None, channel_id=None, interaction_id=None, file_name=None, file_sha256="0" * 64,
             duration_s=3.0, model_version="v1", top_k=[("rock", 1.0)], windows=np.zeros((1, 8, 8, 1)),
             feature_config=FEATURES, audio=b"audio")
     assert (await store.stats()).n_predictions == 0
-    assert files_under(backend.data_dir) == []
-    if backend.name == "postgres":
-        assert await backend.raw("SELECT count(*) FROM prediction_files") == [(0,)]
+    assert files_under(storage_backend.data_dir) == []
+    if storage_backend.name == "postgres":
+        assert await storage_backend.raw("SELECT count(*) FROM prediction_files") == [(0,)]
 
 
 async def test_windows_need_feature_config(store):
@@ -461,6 +482,22 @@ async def test_export_layout_and_manifest(store, tmp_path, ticking_clock):
         await store.export_corrections(out)
 
 
+async def test_not_music_is_stored_as_such_and_never_exported(store, tmp_path):
+    song = await add_prediction(store)
+    talk = await add_prediction(store, sound="speech")  # with windows and votes, still never exported
+    assert (await store.get_prediction(song)).sound == "music" and (await store.get_prediction(song)).music
+    stored = await store.get_prediction(talk)
+    assert stored.sound == "speech" and not stored.music
+    for pid in (song, talk):
+        await store.set_correction(pid, 3, "jazz")
+    assert [c.prediction_id for c in await store.corrections()] == [song]
+    assert await store.export_corrections(tmp_path / "export") == 1
+    stats = await store.stats()
+    assert (stats.n_predictions, stats.n_not_music) == (2, 1)
+    with pytest.raises(ValueError, match="sound"):
+        await add_prediction(store, sound="")
+
+
 async def test_export_carries_no_discord_ids(store, tmp_path):
     uploader, voter = 222222222222222222, 333333333333333333
     pid = await add_prediction(store, user_id=uploader)
@@ -498,14 +535,14 @@ async def test_export_empty(store, tmp_path):
 # --- privacy -----------------------------------------------------------------
 
 
-async def test_forget_user_deletes_everything(backend, store):
+async def test_forget_user_deletes_everything(storage_backend, store):
     mine = [await add_prediction(store, user_id=7, audio=b"my upload"), await add_prediction(store, user_id=7, windows=False)]
     other = await add_prediction(store, user_id=8, audio=b"their upload")
     await store.set_vote(mine[0], 8, "wrong")  # someone else's vote on my prediction
     await store.set_vote(mine[0], 7, "right")
     await store.set_vote(other, 7, "right")  # my vote elsewhere
     await store.set_vote(other, 9, "right")
-    files_before = files_under(backend.data_dir)
+    files_before = files_under(storage_backend.data_dir)
 
     assert await store.forget_user(7) == (2, 3)
     assert await store.get_prediction(mine[0]) is None and await store.get_prediction(mine[1]) is None
@@ -513,14 +550,14 @@ async def test_forget_user_deletes_everything(backend, store):
     assert voted(await store.votes(other)) == [(9, "right", None)]
     assert await store.votes(mine[0]) == []
     assert (await store.windows(other)) is not None and await store.audio(other) == (b"their upload", ".mp3")
-    if backend.name == "sqlite":
-        gone = {backend.data_dir / "windows" / f"{mine[0]}.npz", backend.data_dir / "audio" / f"{mine[0]}.mp3"}
+    if storage_backend.name == "sqlite":
+        gone = {storage_backend.data_dir / "windows" / f"{mine[0]}.npz", storage_backend.data_dir / "audio" / f"{mine[0]}.mp3"}
         assert gone <= set(files_before)
-        assert set(files_under(backend.data_dir)) == set(files_before) - gone
+        assert set(files_under(storage_backend.data_dir)) == set(files_before) - gone
     else:
-        assert await backend.raw("SELECT DISTINCT prediction_id FROM prediction_files") == [(other,)]
-        assert files_under(backend.data_dir) == []
-    assert await backend.raw("SELECT count(*) FROM feedback WHERE user_id = 7") == [(0,)]
+        assert await storage_backend.raw("SELECT DISTINCT prediction_id FROM prediction_files") == [(other,)]
+        assert files_under(storage_backend.data_dir) == []
+    assert await storage_backend.raw("SELECT count(*) FROM feedback WHERE user_id = 7") == [(0,)]
     assert await store.forget_user(7) == (0, 0)
 
 
@@ -539,10 +576,10 @@ async def test_stats(store):
     await store.set_correction(b, 2, "jazz")  # tie: not a 'right' majority
     await store.record_model("v1", "models/v1", {"acc": 0.8})
     await store.set_live_model("v1")
-    assert await store.stats() == Stats(3, 3, 2, 2, 2, 0.5, "v1")
+    assert await store.stats() == Stats(3, 3, 2, 2, 2, 0.5, "v1", 0)
 
 
-async def test_models_keep_exactly_one_live(backend, store):
+async def test_models_keep_exactly_one_live(storage_backend, store):
     assert await store.live_model() is None
     await store.record_model("v1", "models/v1", {"val_acc": 0.71}, note="first")
     await store.record_model("v2", "models/v2", {"val_acc": 0.75})
@@ -560,7 +597,7 @@ async def test_models_keep_exactly_one_live(backend, store):
         await store.set_live_model("nope")
     assert (await store.live_model()).version == "v2"
     with pytest.raises(Exception, match="(?i)unique"):  # the partial unique index itself
-        await backend.raw("UPDATE models SET is_live = " + ("1" if backend.name == "sqlite" else "true"))
+        await storage_backend.raw("UPDATE models SET is_live = " + ("1" if storage_backend.name == "sqlite" else "true"))
 
 
 async def test_concurrent_promotions_leave_one_live_model(store):
@@ -603,11 +640,11 @@ VOTER = textwrap.dedent(
 )
 
 
-def start_voter(backend, pid: int) -> subprocess.Popen:
+def start_voter(storage_backend, pid: int) -> subprocess.Popen:
     import json
 
     env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(REPO), os.environ.get("PYTHONPATH", "")])}
-    settings_env = {"GENREBOT_DATA_DIR": str(backend.data_dir), **backend.env}
+    settings_env = {"GENREBOT_DATA_DIR": str(storage_backend.data_dir), **storage_backend.env}
     return subprocess.Popen([sys.executable, "-c", VOTER, json.dumps(settings_env), str(pid)],
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env, text=True)
 
@@ -625,11 +662,11 @@ def expected_vote(user: int) -> tuple:
     return (user, "wrong", "jazz") if user % 3 == 0 else (user, "wrong" if user % 2 else "right", None)
 
 
-async def test_vote_burst_survives_sigkill_and_old_predictions_still_take_votes(backend):
-    async with await backend.open() as s:
+async def test_vote_burst_survives_sigkill_and_old_predictions_still_take_votes(storage_backend):
+    async with await storage_backend.open() as s:
         pid = await add_prediction(s)
         await s.attach_message(pid, 5555)
-    proc = start_voter(backend, pid)
+    proc = start_voter(storage_backend, pid)
     try:
         acked = await read_acks(proc, 40)
         os.kill(proc.pid, signal.SIGKILL)  # mid-burst: more votes are in flight
@@ -641,13 +678,13 @@ async def test_vote_burst_survives_sigkill_and_old_predictions_still_take_votes(
             proc.wait()
         proc.stdout.close()
         proc.stderr.close()
-    if backend.name == "sqlite":
-        assert await backend.raw("PRAGMA integrity_check") == [("ok",)]
-    async with await backend.open() as s:
+    if storage_backend.name == "sqlite":
+        assert await storage_backend.raw("PRAGMA integrity_check") == [("ok",)]
+    async with await storage_backend.open() as s:
         kept = {v.user_id: (v.user_id, v.vote, v.corrected_genre) for v in await s.votes(pid)}
         assert all(kept.get(user) == expected_vote(user) for user in acked), "an acknowledged vote was lost"
         assert set(kept) <= set(range(1000, 3000))
-        print(f"\n{backend.name}: {len(acked)} votes acknowledged before SIGKILL, {len(kept)} stored")
+        print(f"\n{storage_backend.name}: {len(acked)} votes acknowledged before SIGKILL, {len(kept)} stored")
         old = await s.prediction_by_message(5555)
         await s.set_vote(old.id, 42, "right")
         assert (42, "right", None) in voted(await s.votes(old.id))
@@ -661,10 +698,10 @@ async def test_postgres_acknowledged_votes_survive_a_server_crash(tmp_path):
 
     cluster = PostgresCluster().start()
     try:
-        backend = PostgresBackend(tmp_path, await cluster.create_database())
-        async with await backend.open() as s:
+        storage_backend = PostgresBackend(tmp_path, await cluster.create_database())
+        async with await storage_backend.open() as s:
             pid = await add_prediction(s)
-        proc = start_voter(backend, pid)
+        proc = start_voter(storage_backend, pid)
         try:
             acked = await read_acks(proc, 40)
             cluster.crash()
@@ -677,7 +714,7 @@ async def test_postgres_acknowledged_votes_survive_a_server_crash(tmp_path):
             proc.stdout.close()
             proc.stderr.close()
         cluster.restart()
-        async with await backend.open() as s:
+        async with await storage_backend.open() as s:
             kept = {v.user_id: (v.user_id, v.vote, v.corrected_genre) for v in await s.votes(pid)}
         assert all(kept.get(user) == expected_vote(user) for user in acked), "an acknowledged vote was lost"
         print(f"\npostgres crash: {len(acked)} votes acknowledged, {len(kept)} stored after recovery")

@@ -48,11 +48,12 @@ class AdminCog(commands.Cog):
         accuracy = "n/a" if st.feedback_accuracy is None else f"{st.feedback_accuracy:.0%}"
         embed = discord.Embed(title="genrebot statistics", colour=discord.Colour.dark_teal())
         embed.add_field(name="Predictions", value=str(st.n_predictions))
+        embed.add_field(name="Not music", value=str(st.n_not_music))
         embed.add_field(name="Votes", value=f"\N{WHITE HEAVY CHECK MARK} {st.n_votes_right} \N{MIDDLE DOT} "
                                             f"\N{CROSS MARK} {st.n_votes_wrong} \N{MIDDLE DOT} {st.n_corrections} corrections")
         embed.add_field(name="Accuracy by feedback", value=f"{accuracy} of {st.n_predictions_with_feedback} rated")
-        embed.add_field(name="Live model", value=self.bot.pool.model_version if self.bot.pool else "?")
-        embed.add_field(name="Queue", value=f"{self.bot.pool.pending} running or waiting" if self.bot.pool else "?")
+        embed.add_field(name="Live model", value=self.bot.inference.model_version)
+        embed.add_field(name="Queue", value=f"{self.bot.inference.pending} running or waiting")
         embed.add_field(name="Worst event-loop stall", value=f"{self.bot.lag.max_lag * 1000:.0f} ms")
         await interaction.response.send_message(embed=embed, ephemeral=True)
 
@@ -80,7 +81,7 @@ class AdminCog(commands.Cog):
                     last_edit = time.monotonic()
                     await self._say(interaction, f"\N{GEAR} Retraining: {message}")
 
-            outcome = await run_retrain(settings, self.bot.storage, self.bot.pool, progress)
+            outcome = await run_retrain(settings, self.bot.storage, self.bot.inference, progress)
             icon = {"promoted": "\N{WHITE HEAVY CHECK MARK}", "kept": "\N{NO ENTRY}"}.get(outcome.status, "\N{CROSS MARK}")
             await self._say(interaction, f"{icon} {outcome.message}", final=True)
 

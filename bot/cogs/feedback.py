@@ -72,6 +72,8 @@ class FeedbackCog(commands.Cog):
         if emoji not in replies.FEEDBACK_EMOJI or self.bot.user is None or payload.user_id == self.bot.user.id:
             return None, None
         prediction = await self.bot.storage.prediction_by_message(payload.message_id)
+        if prediction is None or not prediction.music:  # a "not music" reply offers nothing to vote on
+            return None, None
         return prediction, replies.FEEDBACK_EMOJI[emoji]
 
     @commands.Cog.listener()

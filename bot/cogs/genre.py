@@ -19,6 +19,7 @@ from discord.ext import commands
 from bot import replies, respond
 from bot.cogs.feedback import CorrectionView
 from genrebot.errors import InferenceFailed, QueueFull
+from genrebot.ratelimit import Cooldowns
 from genre_model.config import AUDIO_EXTENSIONS
 from genre_model.errors import AudioError
 
@@ -54,20 +55,12 @@ class GenreCog(commands.Cog):
 
     def __init__(self, bot: "GenreBot") -> None:
         self.bot = bot
-        self.cooldown = app_commands.Cooldown(1, bot.settings.cooldown_seconds)
-        self._buckets: dict[int, app_commands.Cooldown] = {}
+        self.cooldowns = Cooldowns(bot.settings.cooldown_seconds)
         self.menu = app_commands.ContextMenu(name="Classify genre", callback=self.classify_message)
         self.bot.tree.add_command(self.menu)
 
     async def cog_unload(self) -> None:
         self.bot.tree.remove_command(self.menu.name, type=self.menu.type)
-
-    def _retry_after(self, user_id: int) -> float:
-        """Per-user cooldown: seconds to wait, or 0 and the slot is taken."""
-        if self.bot.settings.cooldown_seconds <= 0:
-            return 0.0
-        bucket = self._buckets.setdefault(user_id, self.cooldown.copy())
-        return bucket.update_rate_limit() or 0.0
 
     @app_commands.command(name="genre", description="Tell which genre a song is")
     @app_commands.describe(file="An audio file (mp3, wav, ogg, opus, flac, m4a, ...)")
@@ -102,10 +95,10 @@ class GenreCog(commands.Cog):
         if problem:
             await interaction.response.send_message(replies.error_text(problem), ephemeral=True)
             return
-        if self.bot.pool.full:
+        if self.bot.inference.full:
             await interaction.response.send_message(BUSY, ephemeral=True)
             return
-        wait = self._retry_after(interaction.user.id)
+        wait = self.cooldowns.retry_after(interaction.user.id)
         if wait:
             await interaction.response.send_message(
                 f"\N{HOURGLASS} One song at a time, please: try again in {wait:.0f} s.", ephemeral=True)
@@ -116,35 +109,47 @@ class GenreCog(commands.Cog):
             data = await asyncio.wait_for(attachment.read(), settings.download_timeout)
             if len(data) > settings.max_attachment_bytes:
                 raise AudioError(f"the file is larger than {replies.mb(settings.max_attachment_bytes)}")
-            result = await self.bot.pool.classify(data, name, settings.max_audio_seconds)
+            result = await self.bot.inference.classify(data, name, settings.max_audio_seconds)
         except (asyncio.TimeoutError, aiohttp.ClientError, discord.HTTPException, OSError) as exc:
             log.info("download of %s failed: %r", name, exc)
-            self._buckets.pop(interaction.user.id, None)  # no work was done: "try again" must mean now
+            self.cooldowns.forget(interaction.user.id)  # no work was done: "try again" must mean now
             status = f" (HTTP {exc.status})" if isinstance(exc, discord.HTTPException) else ""
             await self._fail(interaction, f"I couldn't download **{name}**{status}; please try again")
             return
         except QueueFull:  # filled up while this file downloaded
-            self._buckets.pop(interaction.user.id, None)
+            self.cooldowns.forget(interaction.user.id)
             await respond.privately(interaction, BUSY)
             return
         except (AudioError, InferenceFailed) as exc:
             await self._fail(interaction, str(exc))
             return
+        # Not music: stored as such (its windows are not kept: it never becomes training data),
+        # answered in words, with nothing to vote on.
         prediction_id = await self.bot.storage.record_prediction(
             user_id=interaction.user.id, guild_id=interaction.guild_id, channel_id=interaction.channel_id,
             interaction_id=interaction.id, file_name=name, file_sha256=result.file_sha256,
             duration_s=result.duration_s, model_version=result.model_version, top_k=result.top_k,
-            windows=result.windows, feature_config=result.feature_config,
-            audio=data if settings.keep_audio else None)
-        embed = replies.prediction_embed(file_name=name, genre=result.genre, confidence=result.confidence,
-                                         top_k=result.top_k, duration_s=result.duration_s,
-                                         analysed_s=result.analysed_s, n_windows=result.n_windows,
-                                         model_version=result.model_version)
+            windows=result.windows if result.music else None,
+            feature_config=result.feature_config if result.music else None,
+            audio=data if settings.keep_audio else None, sound=result.sound)
+        if result.music:
+            embed = replies.prediction_embed(
+                file_name=name, genre=result.genre, confidence=result.confidence, top_k=result.top_k,
+                duration_s=result.duration_s, analysed_s=result.analysed_s, n_windows=result.n_windows,
+                model_version=result.model_version, close_call=result.verdict() if result.close_call else None,
+                tags=[tag for tag, _ in result.tags])
+        else:
+            embed = replies.not_music_embed(
+                file_name=name, verdict=result.verdict(), duration_s=result.duration_s,
+                analysed_s=result.analysed_s, n_windows=result.n_windows, model_version=result.model_version)
         image = discord.File(io.BytesIO(result.image_png), filename=replies.IMAGE_NAME)
         # Edit Original Interaction Response, the documented way to resolve a defer (a first follow-up
         # does the same only for backwards compatibility, and is deprecated for it).
-        message = await interaction.edit_original_response(embed=embed, attachments=[image], view=CorrectionView())
+        message = await interaction.edit_original_response(
+            embed=embed, attachments=[image], view=CorrectionView() if result.music else None)
         await self.bot.storage.attach_message(prediction_id, message.id)
+        if not result.music:
+            return
         for emoji in (replies.RIGHT, replies.WRONG):
             try:
                 await message.add_reaction(emoji)

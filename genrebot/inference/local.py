@@ -1,10 +1,10 @@
-"""The inference pool: a spawn-based ProcessPoolExecutor whose workers hold the model.
+"""The local inference backend: a spawn-based ProcessPoolExecutor whose workers hold the model.
 
 The event loop only awaits futures; decoding, features, inference and plotting all run
 in the workers. A crashed or hung worker takes its request down with an
-:class:`~bot.errors.InferenceFailed` and the pool is rebuilt; a full queue answers
-:class:`~bot.errors.QueueFull` at once; :meth:`InferencePool.swap` changes the model
-without a restart (new workers warm up first, old ones finish their work).
+:class:`~genrebot.errors.InferenceFailed` and the pool is rebuilt; a full queue answers
+:class:`~genrebot.errors.QueueFull` at once; :meth:`InferencePool.serve_version` changes the
+model without a restart (new workers warm up first, old ones finish their work).
 """
 
 from __future__ import annotations
@@ -14,14 +14,17 @@ import dataclasses
 import itertools
 import logging
 import multiprocessing
+import os
 import shutil
+import signal
 from concurrent.futures import ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
 from pathlib import Path
 
-from genrebot.inference import worker
 from genrebot.errors import InferenceFailed, QueueFull
-from genre_model.artifact import load_info
+from genrebot.inference import worker
+from genrebot.inference.base import ClassifyResult
+from genrebot.inference.models import ModelStore
 
 log = logging.getLogger(__name__)
 
@@ -32,25 +35,27 @@ class _Workers:
 
     executor: ProcessPoolExecutor
     scratch: Path
-
-    def pids(self) -> list[int]:
-        return [p.pid for p in (self.executor._processes or {}).values()]
+    #: Reported by the workers themselves when they warmed up.
+    pids: list[int] = dataclasses.field(default_factory=list)
 
     def stop(self, *, kill: bool = False, wait: bool = False) -> None:
         """Stop the workers (killing them if asked) and delete the scratch folder."""
         if kill:
-            for process in list((self.executor._processes or {}).values()):
-                process.kill()
+            for pid in self.pids:
+                try:
+                    os.kill(pid, signal.SIGKILL)
+                except ProcessLookupError:
+                    pass
         self.executor.shutdown(wait=wait, cancel_futures=True)
         shutil.rmtree(self.scratch, ignore_errors=True)
 
 
 class InferencePool:
-    """Bounded, self-healing pool of model workers."""
+    """Bounded, self-healing pool of model workers (an :class:`~genrebot.inference.base.InferenceBackend`)."""
 
-    def __init__(self, model_dir: Path, workers: int, max_queue: int, timeout: float, tmp_dir: Path,
+    def __init__(self, store: ModelStore, workers: int, max_queue: int, timeout: float, tmp_dir: Path,
                  cpu_count: int | None = None) -> None:
-        self.model_dir = Path(model_dir)
+        self.store = store
         self.workers = workers
         self.max_queue = max_queue
         self.timeout = timeout
@@ -59,6 +64,7 @@ class InferencePool:
         self.tmp_dir = Path(tmp_dir)
         self.threads = max(1, (cpu_count or multiprocessing.cpu_count()) // workers)
         self.model_version = ""
+        self._model_dir: Path | None = None
         self.restarts = 0
         self._generation = itertools.count()
         self._current: _Workers | None = None
@@ -75,29 +81,32 @@ class InferencePool:
         """True when a new request would be refused with QueueFull."""
         return self._pending >= self.max_queue
 
-    async def start(self) -> None:
-        """Check the model (cheaply, in this process) and bring up warmed workers."""
-        info = load_info(self.model_dir)  # raises ArtifactError with a clear line
+    async def start(self, version: str) -> None:
+        """Check the model (cheaply, in this process) and bring up warmed workers serving ``version``."""
+        info = self.store.info(version)  # raises ArtifactError with a clear line
         await asyncio.to_thread(shutil.rmtree, self.tmp_dir, True)  # left by a run that was killed
-        self._current = await self._spawn(self.model_dir)
-        self.model_version = info.version
+        self._current = await self._spawn(info.directory)
+        self._model_dir, self.model_version = info.directory, info.version
 
     async def _spawn(self, model_dir: Path) -> _Workers:
         scratch = self.tmp_dir / str(next(self._generation))
         scratch.mkdir(parents=True, exist_ok=True)
+        context = multiprocessing.get_context("spawn")
         executor = ProcessPoolExecutor(
-            max_workers=self.workers, mp_context=multiprocessing.get_context("spawn"),
-            initializer=worker.init_worker, initargs=(str(model_dir), self.threads, str(scratch)))
+            max_workers=self.workers, mp_context=context, initializer=worker.init_worker,
+            initargs=(str(model_dir), self.threads, str(scratch), context.Barrier(self.workers)))
         workers = _Workers(executor, scratch)
         loop = asyncio.get_running_loop()
         try:
-            await asyncio.gather(*(loop.run_in_executor(executor, worker.ping) for _ in range(self.workers)))
+            answers = await asyncio.gather(*(loop.run_in_executor(executor, worker.ping)
+                                             for _ in range(self.workers)))
         except BaseException:
             workers.stop()
             raise
+        workers.pids = [pid for pid, _ in answers]
         return workers
 
-    async def classify(self, data: bytes, filename: str, max_seconds: float) -> worker.ClassifyResult:
+    async def classify(self, data: bytes, filename: str, max_seconds: float) -> ClassifyResult:
         """Classify one upload in a worker. Raises QueueFull, InferenceFailed or AudioError."""
         current = self._current
         if current is None:
@@ -127,22 +136,25 @@ class InferencePool:
             broken.stop(kill=kill)
             self._current = None
             self.restarts += 1
-            self._current = await self._spawn(self.model_dir)
+            assert self._model_dir is not None
+            self._current = await self._spawn(self._model_dir)
 
-    async def swap(self, model_dir: Path) -> str:
-        """Serve a new model: warm new workers first, then retire the old ones gracefully."""
-        info = load_info(Path(model_dir))
-        fresh = await self._spawn(Path(model_dir))
+    async def serve_version(self, version: str) -> str:
+        """Serve another model version: warm new workers first, then retire the old ones gracefully."""
+        if version == self.model_version:
+            return version
+        info = self.store.info(version)
+        fresh = await self._spawn(info.directory)
         async with self._lock:
             old, self._current = self._current, fresh
-            self.model_dir, self.model_version = Path(model_dir), info.version
+            self._model_dir, self.model_version = info.directory, info.version
         if old is not None:
             await asyncio.to_thread(old.stop, wait=True)
         return info.version
 
     async def worker_pids(self) -> list[int]:
-        """Process ids of the current workers."""
-        return self._current.pids() if self._current else []
+        """Process ids of the current workers (as they reported them)."""
+        return list(self._current.pids) if self._current else []
 
     async def close(self) -> None:
         """Stop taking work; cancel what waits, let running jobs end, then stop the workers."""

@@ -1,25 +1,24 @@
-"""Code that runs inside the inference pool's worker processes.
+"""Code that runs inside the inference processes: the local pool's workers and Ray Serve replicas.
 
 Each worker loads the model once (in :func:`init_worker`) with the LiteRT runtime and
-then decodes, windows, classifies and draws one upload per call. Nothing here imports
-TensorFlow or discord.py.
+then decodes, windows, classifies and draws one upload per call (:func:`classify_with`
+is shared with the Ray Serve replicas). Nothing here imports TensorFlow or discord.py.
 """
 
 from __future__ import annotations
 
 import ctypes
-import dataclasses
-import hashlib
 import os
 import tempfile
 import threading
 import time
-
-import numpy as np
+from typing import Any
 
 from genre_model.predict import Classifier
+from genrebot.inference.base import ClassifyResult
 
 _classifier: Classifier | None = None
+_ready: Any = None  # a multiprocessing Barrier: each warm-up ping is answered by a different worker
 try:  # glibc only; elsewhere freed memory is simply kept by the allocator
     _libc: ctypes.CDLL | None = ctypes.CDLL("libc.so.6")
     _libc.malloc_trim  # noqa: B018
@@ -27,32 +26,10 @@ except (OSError, AttributeError):
     _libc = None
 
 
-@dataclasses.dataclass
-class ClassifyResult:
-    """What a worker sends back: small, picklable, everything the reply and storage need."""
-
-    genre: str
-    probabilities: dict[str, float]
-    top_k: list[tuple[str, float]]
-    timeline: list[tuple[float, float, str, float]]
-    duration_s: float
-    model_version: str
-    file_sha256: str
-    #: Seconds of the decoded audio the analysed windows heard, and how many windows.
-    analysed_s: float
-    n_windows: int
-    image_png: bytes = dataclasses.field(repr=False)
-    windows: np.ndarray = dataclasses.field(repr=False)
-    feature_config: dict = dataclasses.field(repr=False)
-
-    @property
-    def confidence(self) -> float:
-        return self.probabilities[self.genre]
-
-
-def init_worker(model_dir: str, threads: int, tmp_dir: str) -> None:
+def init_worker(model_dir: str, threads: int, tmp_dir: str, ready: Any = None) -> None:
     """Pool initializer: load the model once per process."""
-    global _classifier
+    global _classifier, _ready
+    _ready = ready
     os.environ.setdefault("OMP_NUM_THREADS", str(threads))
     tempfile.tempdir = tmp_dir  # decoder scratch files go where the pool cleans up after a killed worker
     threading.Thread(target=_exit_with_parent, args=(os.getppid(),), name="parent-watch", daemon=True).start()
@@ -66,16 +43,25 @@ def _exit_with_parent(parent: int) -> None:
     os._exit(0)
 
 
-def ping() -> str:
-    """Returns the loaded model's version (used to warm up and check workers)."""
+def ping(timeout: float = 120.0) -> tuple[int, str]:
+    """(process id, loaded model version): the pool's warm-up, one ping per worker (they wait for each other)."""
     assert _classifier is not None, "worker not initialised"
-    return _classifier.version
+    if _ready is not None:
+        _ready.wait(timeout)
+    return os.getpid(), _classifier.version
 
 
-def classify(data: bytes, filename: str, max_seconds: float, top_k: int = 3) -> ClassifyResult:
+def classify(data: bytes, filename: str, max_seconds: float) -> ClassifyResult:
+    """Decode, window, classify and draw one upload with this worker's model. Raises AudioError."""
+    assert _classifier is not None, "worker not initialised"
+    return classify_with(_classifier, data, filename, max_seconds)
+
+
+def classify_with(classifier: Classifier, data: bytes, filename: str, max_seconds: float) -> ClassifyResult:
     """Decode, window, classify and draw one upload. Raises AudioError for unusable input."""
     try:
-        return _classify(data, filename, max_seconds, top_k)
+        pred = classifier.predict(data, max_seconds=max_seconds)
+        return ClassifyResult.from_prediction(pred, classifier, data, filename)
     finally:
         _release_memory()
 
@@ -84,16 +70,3 @@ def _release_memory() -> None:
     """Hand freed heap back to the OS: decoding a long song briefly needs ~150 MB of copies."""
     if _libc is not None:
         _libc.malloc_trim(0)
-
-
-def _classify(data: bytes, filename: str, max_seconds: float, top_k: int) -> ClassifyResult:
-    assert _classifier is not None, "worker not initialised"
-    pred = _classifier.predict(data, max_seconds=max_seconds)
-    return ClassifyResult(
-        genre=pred.genre, probabilities=pred.probabilities, top_k=pred.top_k(top_k),
-        timeline=[(s.start_s, s.end_s, s.genre, s.p) for s in pred.timeline],
-        duration_s=pred.duration_s, model_version=pred.model_version,
-        file_sha256=hashlib.sha256(data).hexdigest(), analysed_s=pred.analysed_s, n_windows=pred.n_windows,
-        image_png=pred.image(_classifier.labels, filename),
-        windows=pred.windows, feature_config=_classifier.info.features.to_dict(),
-    )

@@ -26,13 +26,15 @@ import numpy as np
 from genrebot.feedback import VOTES, Correction, Rated, Vote
 
 __all__ = ["Correction", "ModelRow", "Prediction", "Stats", "Storage", "VOTES", "Vote", "audio_suffix",
-           "check_label", "check_vote", "utcnow"]
+           "check_label", "check_sound", "check_vote", "utcnow"]
 
 
 @dataclasses.dataclass(frozen=True)
 class Prediction:
     """One classified upload. ``created_at`` is ISO-8601 UTC; ``has_windows`` / ``has_audio`` say
-    whether its feature windows / the uploaded file are kept."""
+    whether its feature windows / the uploaded file are kept. ``sound`` is "music", or what the
+    upload sounded like instead ("speech", "tone", "noise"): then the reply named no genre, and
+    ``genre``/``top_k`` are only what the genre head said."""
 
     id: int
     user_id: int
@@ -50,6 +52,11 @@ class Prediction:
     top_k: tuple[tuple[str, float], ...]
     has_windows: bool
     has_audio: bool
+    sound: str = "music"
+
+    @property
+    def music(self) -> bool:
+        return self.sound == "music"
 
 
 @dataclasses.dataclass(frozen=True)
@@ -66,7 +73,8 @@ class ModelRow:
 
 @dataclasses.dataclass(frozen=True)
 class Stats:
-    """Counts for ``/genre-stats``; ``feedback_accuracy`` is None without feedback."""
+    """Counts for ``/genre-stats``; ``feedback_accuracy`` is None without feedback; ``n_not_music``
+    of the ``n_predictions`` were answered "not music"."""
 
     n_predictions: int
     n_votes_right: int
@@ -75,6 +83,7 @@ class Stats:
     n_predictions_with_feedback: int
     feedback_accuracy: float | None
     live_model_version: str | None
+    n_not_music: int = 0
 
 
 @runtime_checkable
@@ -96,9 +105,10 @@ class Storage(Protocol):
     async def record_prediction(self, *, user_id: int, guild_id: int | None, channel_id: int | None,
                                 interaction_id: int | None, file_name: str, file_sha256: str, duration_s: float,
                                 model_version: str, top_k: Sequence[tuple[str, float]], windows: np.ndarray | None,
-                                feature_config: dict | None, audio: bytes | None = None) -> int:
+                                feature_config: dict | None, audio: bytes | None = None, sound: str = "music") -> int:
         """Store a prediction with its feature windows (and the upload itself only if ``audio`` is
-        given: GENREBOT_KEEP_AUDIO); return its id. Row and files are stored together or not at all."""
+        given: GENREBOT_KEEP_AUDIO); return its id. Row and files are stored together or not at all.
+        ``sound`` is what the upload sounded like ("music", or e.g. "speech": then no genre was given)."""
 
     async def attach_message(self, prediction_id: int, message_id: int) -> None:
         """Remember the bot's reply message, so reactions find the prediction."""
@@ -148,7 +158,7 @@ class Storage(Protocol):
 
     async def corrections(self) -> list[Correction]:
         """The correction dataset (:func:`genrebot.feedback.corrections` over every prediction
-        with windows and votes)."""
+        of music with windows and votes)."""
 
     async def export_corrections(self, out_dir: Path) -> int:
         """Write the correction dataset as ``<label>/pred-<id>.npz`` + ``MANIFEST.csv`` into an
@@ -174,6 +184,13 @@ def check_label(genre: str) -> str:
     if not label or label in (".", "..") or any(c in label for c in "/\\\0") or len(label) > 100:
         raise ValueError(f"not a usable genre label: {genre!r}")
     return label
+
+
+def check_sound(sound: str) -> str:
+    """What an upload sounded like: a short plain word ("music", "speech", ...)."""
+    if not isinstance(sound, str) or not re.fullmatch(r"[a-z][a-z_-]{0,31}", sound):
+        raise ValueError(f"not a usable sound: {sound!r}")
+    return sound
 
 
 def check_vote(vote: str) -> None:

@@ -38,7 +38,7 @@ SCHEMA_TABLE = "genrebot_schema"
 
 _PREDICTION_COLUMNS = (
     "p.id, p.user_id, p.guild_id, p.channel_id, p.message_id, p.interaction_id, p.created_at, p.file_name,"
-    " p.file_sha256, p.duration_s, p.model_version, p.genre, p.confidence, p.top_k,"
+    " p.file_sha256, p.duration_s, p.model_version, p.genre, p.confidence, p.top_k, p.sound,"
     " EXISTS (SELECT 1 FROM prediction_files f WHERE f.prediction_id = p.id AND f.kind = 'windows') AS has_windows,"
     " EXISTS (SELECT 1 FROM prediction_files f WHERE f.prediction_id = p.id AND f.kind = 'audio') AS has_audio"
 )
@@ -143,7 +143,7 @@ class PostgresStorage:
             file_name=row["file_name"], file_sha256=row["file_sha256"], duration_s=row["duration_s"],
             model_version=row["model_version"], genre=row["genre"], confidence=row["confidence"],
             top_k=tuple((str(label), float(p)) for label, p in json.loads(row["top_k"])),
-            has_windows=row["has_windows"], has_audio=row["has_audio"],
+            has_windows=row["has_windows"], has_audio=row["has_audio"], sound=row["sound"],
         )
 
     async def _file(self, prediction_id: int, kind: str) -> asyncpg.Record | None:
@@ -155,9 +155,10 @@ class PostgresStorage:
     async def record_prediction(self, *, user_id: int, guild_id: int | None, channel_id: int | None,
                                 interaction_id: int | None, file_name: str, file_sha256: str, duration_s: float,
                                 model_version: str, top_k: Sequence[tuple[str, float]], windows: np.ndarray | None,
-                                feature_config: dict | None, audio: bytes | None = None) -> int:
+                                feature_config: dict | None, audio: bytes | None = None, sound: str = "music") -> int:
         """Store a prediction, its feature windows and (if given) the upload in one transaction."""
         ranked = base.ranked_top_k(top_k)
+        base.check_sound(sound)
         genre, confidence = ranked[0]
         if windows is not None and feature_config is None:
             raise ValueError("windows need the feature_config they were made with")
@@ -169,10 +170,10 @@ class PostgresStorage:
         async with self._pool.acquire() as conn, conn.transaction():
             prediction_id = await conn.fetchval(
                 "INSERT INTO predictions (user_id, guild_id, channel_id, interaction_id, file_name, file_sha256,"
-                " duration_s, model_version, genre, confidence, top_k)"
-                " VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11::jsonb) RETURNING id",
+                " duration_s, model_version, genre, confidence, top_k, sound)"
+                " VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11::jsonb, $12) RETURNING id",
                 user_id, guild_id, channel_id, interaction_id, file_name, file_sha256, float(duration_s),
-                model_version, genre, confidence, json.dumps(ranked))
+                model_version, genre, confidence, json.dumps(ranked), sound)
             if files:
                 await conn.executemany(
                     "INSERT INTO prediction_files (prediction_id, kind, suffix, data) VALUES ($1, $2, $3, $4)",
@@ -261,12 +262,13 @@ class PostgresStorage:
               (SELECT count(*) FROM (SELECT 1 FROM feedback GROUP BY prediction_id
                                      HAVING count(*) FILTER (WHERE vote = 'right')
                                           > count(*) FILTER (WHERE vote = 'wrong')) AS majority),
-              (SELECT version FROM models WHERE is_live)
+              (SELECT version FROM models WHERE is_live),
+              (SELECT count(*) FROM predictions WHERE sound <> 'music')
             """
         )
-        n_pred, right, wrong, corrections, with_feedback, majority_right, live = tuple(row)
+        n_pred, right, wrong, corrections, with_feedback, majority_right, live, not_music = tuple(row)
         return Stats(n_pred, right, wrong, corrections, with_feedback,
-                     majority_right / with_feedback if with_feedback else None, live)
+                     majority_right / with_feedback if with_feedback else None, live, not_music)
 
     # -- models -------------------------------------------------------------
 
@@ -317,7 +319,8 @@ class PostgresStorage:
         rows = await self._pool.fetch(
             "SELECT p.id, p.user_id, p.file_sha256, p.genre, f.user_id, f.vote, f.corrected_genre"
             " FROM predictions p JOIN feedback f ON f.prediction_id = p.id"
-            " WHERE EXISTS (SELECT 1 FROM prediction_files w WHERE w.prediction_id = p.id AND w.kind = 'windows')"
+            " WHERE p.sound = 'music'"
+            " AND EXISTS (SELECT 1 FROM prediction_files w WHERE w.prediction_id = p.id AND w.kind = 'windows')"
             " ORDER BY p.id, f.updated_at, f.seq"
         )
         return feedback.corrections(base.rated(rows))

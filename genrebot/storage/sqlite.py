@@ -33,7 +33,7 @@ log = logging.getLogger(__name__)
 
 _PREDICTION_COLUMNS = (
     "id, user_id, guild_id, channel_id, message_id, interaction_id, created_at, file_name,"
-    " file_sha256, duration_s, model_version, genre, confidence, top_k, windows_path, audio_path"
+    " file_sha256, duration_s, model_version, genre, confidence, top_k, windows_path, audio_path, sound"
 )
 
 
@@ -151,6 +151,7 @@ class SqliteStorage:
             model_version=row["model_version"], genre=row["genre"], confidence=row["confidence"],
             top_k=tuple((str(label), float(p)) for label, p in json.loads(row["top_k"])),
             has_windows=row["windows_path"] is not None, has_audio=row["audio_path"] is not None,
+            sound=row["sound"],
         )
 
     # -- predictions --------------------------------------------------------
@@ -158,9 +159,10 @@ class SqliteStorage:
     async def record_prediction(self, *, user_id: int, guild_id: int | None, channel_id: int | None,
                                 interaction_id: int | None, file_name: str, file_sha256: str, duration_s: float,
                                 model_version: str, top_k: Sequence[tuple[str, float]], windows: np.ndarray | None,
-                                feature_config: dict | None, audio: bytes | None = None) -> int:
+                                feature_config: dict | None, audio: bytes | None = None, sound: str = "music") -> int:
         """Store a prediction, its feature windows and (if given) the upload; return its id."""
         ranked = base.ranked_top_k(top_k)
+        base.check_sound(sound)
         genre, confidence = ranked[0]
         if windows is not None and feature_config is None:
             raise ValueError("windows need the feature_config they were made with")
@@ -176,10 +178,10 @@ class SqliteStorage:
             async with self._transaction() as db:
                 cursor = await db.execute(
                     "INSERT INTO predictions (user_id, guild_id, channel_id, interaction_id, created_at,"
-                    " file_name, file_sha256, duration_s, model_version, genre, confidence, top_k)"
-                    " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                    " file_name, file_sha256, duration_s, model_version, genre, confidence, top_k, sound)"
+                    " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
                     (user_id, guild_id, channel_id, interaction_id, _now(), file_name, file_sha256,
-                     float(duration_s), model_version, genre, confidence, json.dumps(ranked)),
+                     float(duration_s), model_version, genre, confidence, json.dumps(ranked), sound),
                 )
                 prediction_id = cursor.lastrowid
                 for column, store, suffix in (("windows", self.window_files, ".npz"),
@@ -287,12 +289,13 @@ class SqliteStorage:
               (SELECT count(DISTINCT prediction_id) FROM feedback),
               (SELECT count(*) FROM (SELECT 1 FROM feedback GROUP BY prediction_id
                                      HAVING sum(vote = 'right') > sum(vote = 'wrong'))),
-              (SELECT version FROM models WHERE is_live = 1)
+              (SELECT version FROM models WHERE is_live = 1),
+              (SELECT count(*) FROM predictions WHERE sound <> 'music')
             """
         )
-        n_pred, right, wrong, corrections, with_feedback, majority_right, live = tuple(row)
+        n_pred, right, wrong, corrections, with_feedback, majority_right, live, not_music = tuple(row)
         return Stats(n_pred, right, wrong, corrections, with_feedback,
-                     majority_right / with_feedback if with_feedback else None, live)
+                     majority_right / with_feedback if with_feedback else None, live, not_music)
 
     # -- models -------------------------------------------------------------
 
@@ -354,7 +357,7 @@ class SqliteStorage:
         rows = await self._db.execute_fetchall(
             "SELECT p.id, p.user_id, p.file_sha256, p.genre, f.user_id, f.vote, f.corrected_genre"
             " FROM predictions p JOIN feedback f ON f.prediction_id = p.id"
-            " WHERE p.windows_path IS NOT NULL"
+            " WHERE p.windows_path IS NOT NULL AND p.sound = 'music'"
             " ORDER BY p.id, f.updated_at, f.rowid"
         )
         return feedback.corrections(base.rated(rows))

@@ -1561,6 +1561,7 @@ class FakeDiscordServer:
                 "session_type": "normal",
                 "resume_gateway_url": self.gateway_url,
                 "application": {"id": str(self.application_id), "flags": 1 << 19},
+                **({"shard": d["shard"]} if "shard" in d else {}),  # sharded clients (AutoShardedBot) need it
                 "private_channels": [],
                 "relationships": [],
                 "presences": [],

@@ -1,0 +1,50 @@
+"""The local pool as an InferenceBackend: versions from the model store, pids reported by the
+workers, and following a promotion made by another bot process (real workers, on SQLite and on
+PostgreSQL)."""
+
+from __future__ import annotations
+
+import os
+
+import pytest
+from conftest import encode, store_with_v2, synth_music
+
+from genrebot.inference.base import InferenceBackend
+from genrebot.inference.local import InferencePool
+from genrebot.retraining import LiveModelFollower
+
+pytestmark = pytest.mark.slow
+
+
+async def test_pool_serves_versions_and_follows_another_process(tmp_path, storage_backend):
+    store = store_with_v2(tmp_path)
+    seed = store.seed_version()
+    pool = InferencePool(store, workers=2, max_queue=4, timeout=60.0, tmp_dir=tmp_path / "tmp")
+    assert isinstance(pool, InferenceBackend)
+    await pool.start(seed)
+    storage = await storage_backend.open()
+    other = await storage_backend.open()  # another bot process on the same database
+    try:
+        first = await pool.worker_pids()
+        assert len(set(first)) == 2 and os.getpid() not in first  # each worker answered one warm-up ping
+        follower = LiveModelFollower(storage, pool)
+        assert await follower.check() is None  # nothing promoted yet
+
+        await other.record_model("test-v2", "models/test-v2", {})
+        await other.set_live_model("test-v2")
+        assert await follower.check() == "test-v2"
+        assert pool.model_version == "test-v2" and set(await pool.worker_pids()).isdisjoint(first)
+        song = encode(synth_music(5.0, 22050), tmp_path / "s.mp3", 22050, "mp3").read_bytes()
+        assert (await pool.classify(song, "s.mp3", 600)).model_version == "test-v2"
+        assert await follower.check() is None  # unchanged since the last look
+
+        # this process's own promotion serves first and records after: the follower never undoes it
+        await pool.serve_version(seed)
+        assert await follower.check() is None and pool.model_version == seed
+        await storage.record_model(seed, "seed", {})
+        await storage.set_live_model(seed)
+        assert await follower.check() == seed and pool.model_version == seed
+    finally:
+        await pool.close()
+        await storage.close()
+        await other.close()

@@ -1,0 +1,46 @@
+"""The bot's words for close calls, tags and uploads that are not music (bot/replies.py)."""
+
+from __future__ import annotations
+
+from bot import replies
+from genre_model.predict import verdict
+
+TOP = [("reggae", 0.46), ("hiphop", 0.40), ("pop", 0.08)]
+
+
+def fields(embed) -> dict[str, str]:
+    return {f.name: f.value for f in embed.fields}
+
+
+def test_a_close_call_is_said_in_words_not_as_a_bare_label() -> None:
+    words = verdict("reggae", dict(TOP))
+    assert words == "could be Reggae or Hip-hop"
+    embed = replies.prediction_embed(file_name="song.mp3", genre="reggae", confidence=0.46, top_k=TOP,
+                                     duration_s=30.0, model_version="v1", close_call=words)
+    assert embed.title == "Could be Reggae or Hip-hop"
+    assert embed.description == "It's a close call: **song.mp3** could be Reggae or Hip-hop."
+    assert fields(embed)["Top genres"].splitlines()[1].endswith("  Hip-hop")
+
+
+def test_a_clear_call_names_the_genre_and_tags_are_marked_as_tags() -> None:
+    top = [("reggae", 0.86), ("hiphop", 0.10), ("pop", 0.04)]
+    assert verdict("reggae", dict(top)) == "Reggae"
+    embed = replies.prediction_embed(file_name="song.mp3", genre="reggae", confidence=0.86, top_k=top,
+                                     duration_s=30.0, model_version="v1", tags=["electronic", "dance", "House"])
+    assert embed.title == "Reggae \N{EM DASH} 86%"
+    assert embed.description == "I'm confident that **song.mp3** is **Reggae**."
+    assert fields(embed)["Tags (not genres)"] == "electronic, dance, House"
+    untagged = replies.prediction_embed(file_name="song.mp3", genre="reggae", confidence=0.86, top_k=top,
+                                        duration_s=30.0, model_version="v1")
+    assert not any("Tags" in name for name in fields(untagged))
+
+
+def test_not_music_is_a_sentence_with_the_picture_and_nothing_to_vote_on() -> None:
+    embed = replies.not_music_embed(file_name="voice note.ogg", verdict=verdict(None, dict(TOP), "speech"),
+                                    duration_s=21.0, analysed_s=21.0, n_windows=7, model_version="v1")
+    assert embed.title == "This sounds like speech, not music."
+    assert embed.description == "So I won't name a genre for **voice note.ogg**."
+    assert embed.image.url == f"attachment://{replies.IMAGE_NAME}"
+    assert set(fields(embed)) == {"Analysed"}, "no genres, no feedback line"
+    assert replies.not_music_embed(file_name="beep.wav", verdict=verdict(None, {}, "tone"), duration_s=5.0,
+                                   model_version="v1").title == "This sounds like a tone or beeps, not music."
