@@ -11,6 +11,7 @@ ROUNDS = {
     "exp6-grid.json": "the chosen family (pooled + penultimate + tags), C and weighting",
     "exp6-aug.json": "the chosen family with two augmented recordings per training track",
     "exp7.json": "the previously shipped recipe (5 Keras heads, bags, mixup, early stopping)",
+    "exp8.json": "the shipped logistic head averaged with the RBF-SVM recipe",
 }
 
 here = os.path.dirname(os.path.abspath(__file__))
