@@ -36,8 +36,10 @@ import psutil
 workers, clip_dir = int(sys.argv[1]), Path(sys.argv[2])
 try:
     from genrebot.inference.local import InferencePool
-except ImportError:  # the baseline: the pool still lived in the bot
+    from genrebot.inference.models import ModelStore
+except ImportError:  # the baseline: the pool still lived in the bot, and took a model folder
     from bot.pool import InferencePool
+    ModelStore = None
 from genre_model.config import DEFAULT_MODEL_DIR
 clips = [(p.name, p.read_bytes()) for p in sorted(clip_dir.glob("*.mp3"))]
 me = psutil.Process()
@@ -62,9 +64,15 @@ def sample():
 async def main():
     global worker_pids
     with tempfile.TemporaryDirectory() as tmp:
-        pool = InferencePool(DEFAULT_MODEL_DIR, workers=workers, max_queue=len(clips) + 1, timeout=600,
-                             tmp_dir=Path(tmp) / "scratch")
-        await pool.start()
+        if ModelStore is None:
+            pool = InferencePool(DEFAULT_MODEL_DIR, workers=workers, max_queue=len(clips) + 1, timeout=600,
+                                 tmp_dir=Path(tmp) / "scratch")
+            await pool.start()
+        else:  # models by version, from a store seeded with the shipped one
+            store = ModelStore(Path(tmp) / "models", DEFAULT_MODEL_DIR)
+            pool = InferencePool(store, workers=workers, max_queue=len(clips) + 1, timeout=600,
+                                 tmp_dir=Path(tmp) / "scratch")
+            await pool.start(store.seed_version())
         worker_pids = set(await pool.worker_pids())
         for name, data in clips[:workers]:  # warm-up: first request per worker
             await pool.classify(data, name, 600.0)
