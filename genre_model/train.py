@@ -102,13 +102,18 @@ def _cache_key(track: Track, *parts: str) -> str:
 
 def embed_tracks(tracks: Sequence[Track], embedder: Any, features: FeatureConfig, *, hop_frames: int,
                  max_seconds: float, cache_dir: Path | None, tag: str, log: Progress = _log) -> list[np.ndarray | None]:
-    """Embeddings ``(n_windows, d)`` of every track, cached under ``cache_dir``; None for unusable audio."""
+    """Embeddings ``(n_windows, d)`` of every track, cached under ``cache_dir``; None for unusable audio.
+
+    Audio files are cached; stored windows (``.npz``, the bot's exported corrections) are not: they
+    are re-exported for every retrain, so never a cache hit, and they are members' data, which
+    must not outlive the export (``/genre-forget``)."""
     from tqdm import tqdm
 
     out: list[np.ndarray | None] = []
     for track in tqdm(tracks, desc="embedding", unit="track", disable=None, file=sys.stderr):
-        key = _cache_key(track, tag, features.fingerprint(), str(hop_frames), str(max_seconds))
-        cached = cache_dir / f"{key}.npy" if cache_dir else None
+        cached = None
+        if cache_dir is not None and not track.is_windows:
+            cached = cache_dir / f"{_cache_key(track, tag, features.fingerprint(), str(hop_frames), str(max_seconds))}.npy"
         if cached is not None and cached.is_file():
             out.append(np.load(cached))
             continue

@@ -47,52 +47,55 @@ async def run_retrain(settings: Settings, storage: Storage, inference: Inference
         raise ValueError("retraining needs base data (GENREBOT_BASE_DATA)")
     stamp = dt.datetime.now(dt.timezone.utc).strftime("%Y%m%d-%H%M%S")
     work = settings.data_dir / "retrain" / stamp
-    corrections = work / "corrections"
-    n_corrections = await storage.export_corrections(corrections)
-    candidate = work / "candidate"
-    store = inference.store
-    argv = retrain.command(base=settings.base_data, corrections=corrections if n_corrections else None,
-                           holdout=settings.holdout_data, live=store.path(inference.model_version), out=candidate,
-                           cache=settings.data_dir / "cache", epochs=settings.retrain_epochs)
-    await progress(f"Retraining with {n_corrections} corrections\N{HORIZONTAL ELLIPSIS}")
-    process = await asyncio.create_subprocess_exec(*argv, stdout=asyncio.subprocess.PIPE,
-                                                   stderr=asyncio.subprocess.DEVNULL)
-    result, error = None, None
-    assert process.stdout is not None
-    async for raw in process.stdout:
+    try:
+        corrections = work / "corrections"
+        n_corrections = await storage.export_corrections(corrections)
+        candidate = work / "candidate"
+        store = inference.store
+        argv = retrain.command(base=settings.base_data, corrections=corrections if n_corrections else None,
+                               holdout=settings.holdout_data, live=store.path(inference.model_version), out=candidate,
+                               cache=settings.data_dir / "cache", epochs=settings.retrain_epochs)
+        await progress(f"Retraining with {n_corrections} corrections\N{HORIZONTAL ELLIPSIS}")
+        process = await asyncio.create_subprocess_exec(*argv, stdout=asyncio.subprocess.PIPE,
+                                                       stderr=asyncio.subprocess.DEVNULL)
+        result, error = None, None
+        assert process.stdout is not None
+        async for raw in process.stdout:
+            try:
+                event = json.loads(raw)
+            except ValueError:
+                continue
+            if event.get("event") == "result":
+                result = event
+            elif event.get("event") == "error":
+                error = event.get("message")
+            elif event.get("event") == "progress":
+                await progress(str(event.get("message", ""))[:300])
+        code = await process.wait()
+        if code != 0 or result is None:
+            return RetrainOutcome("failed", f"Retrain failed ({error or f'exit code {code}'}); "
+                                            f"model {inference.model_version} keeps serving.")
         try:
-            event = json.loads(raw)
-        except ValueError:
-            continue
-        if event.get("event") == "result":
-            result = event
-        elif event.get("event") == "error":
-            error = event.get("message")
-        elif event.get("event") == "progress":
-            await progress(str(event.get("message", ""))[:300])
-    code = await process.wait()
-    if code != 0 or result is None:
-        shutil.rmtree(candidate, ignore_errors=True)
-        return RetrainOutcome("failed", f"Retrain failed ({error or f'exit code {code}'}); "
-                                        f"model {inference.model_version} keeps serving.")
-    try:
-        version = await asyncio.to_thread(store.add, candidate)
-    except ArtifactError as exc:
-        shutil.rmtree(candidate, ignore_errors=True)
-        return RetrainOutcome("failed", f"Retrain failed ({exc}); model {inference.model_version} keeps serving.")
-    await storage.record_model(version, str(store.path(version).relative_to(settings.data_dir)),
-                               {"candidate": result["candidate"], "live": result["live"]}, note=result["reason"])
-    if not result["promote"]:
-        return RetrainOutcome("kept", f"Not promoted: {result['reason']}. "
-                                      f"Model {inference.model_version} keeps serving.", version)
-    live_before = inference.model_version
-    try:
-        await inference.serve_version(version)
-    except (ArtifactError, InferenceFailed) as exc:
-        return RetrainOutcome("failed", f"Model {version} could not be rolled out ({exc}); "
-                                        f"model {live_before} keeps serving.", version)
-    await storage.set_live_model(version)
-    return RetrainOutcome("promoted", f"Promoted model {version}: {result['reason']}.", version)
+            version = await asyncio.to_thread(store.add, candidate)
+        except ArtifactError as exc:
+            return RetrainOutcome("failed", f"Retrain failed ({exc}); model {inference.model_version} keeps serving.")
+        await storage.record_model(version, str(store.path(version).relative_to(settings.data_dir)),
+                                   {"candidate": result["candidate"], "live": result["live"]}, note=result["reason"])
+        if not result["promote"]:
+            return RetrainOutcome("kept", f"Not promoted: {result['reason']}. "
+                                          f"Model {inference.model_version} keeps serving.", version)
+        live_before = inference.model_version
+        try:
+            await inference.serve_version(version)
+        except (ArtifactError, InferenceFailed) as exc:
+            return RetrainOutcome("failed", f"Model {version} could not be rolled out ({exc}); "
+                                            f"model {live_before} keeps serving.", version)
+        await storage.set_live_model(version)
+        return RetrainOutcome("promoted", f"Promoted model {version}: {result['reason']}.", version)
+    finally:
+        # The exported corrections are copies of members' data: none outlives the run
+        # (/genre-forget must not miss them); the candidate has moved to the model store.
+        await asyncio.to_thread(shutil.rmtree, work, True)
 
 
 class LiveModelFollower:

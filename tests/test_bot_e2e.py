@@ -423,6 +423,8 @@ async def test_admin_retrain_promotes_or_refuses_and_pool_follows(server, tmp_pa
         assert progress[0] == "\N{GEAR} Retraining: Retraining with 0 corrections\N{HORIZONTAL ELLIPSIS}"
         assert handle.edits[-1]["message"]["content"] == text
         assert server.visible_to_channel(final) and server.messages[int(final["id"])]["content"] == text
+        leftovers = list((settings.data_dir / "retrain").iterdir())
+        assert not leftovers, f"the run's exported corrections outlived it: {leftovers}"
         models = await run.bot.storage.list_models()
         assert len(models) == 1, text
         version, is_live = models[0].version, models[0].is_live

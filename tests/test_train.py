@@ -34,6 +34,28 @@ def test_sample_weights_balance_genres_and_artists() -> None:
     assert np.all(sample_weights(tracks, "none") == 1.0)
 
 
+def test_embeddings_of_audio_are_cached_but_not_of_members_exported_windows(tmp_path: Path) -> None:
+    """Exported corrections are members' data: no embedding of them may outlive the retrain."""
+    from genre_model.features import FeatureConfig, extract_windows, save_windows
+    from genre_model.train import embed_tracks
+
+    class MeanEmbedder:  # stands in for musicnn: one number per window
+        def predict(self, windows: np.ndarray, **_: object) -> np.ndarray:
+            return windows.reshape(len(windows), -1).mean(axis=1, keepdims=True)
+
+    features = FeatureConfig(sample_rate=SR, n_mels=32, window_frames=32)
+    audio = encode(styled("metal", 6.0, 1), tmp_path / "metal.wav", SR)
+    windows = tmp_path / "corr-1.npz"
+    save_windows(windows, extract_windows(styled("classical", 6.0, 2), features)[0], features)
+    tracks = [Track(audio, "metal", "a"), Track(windows, "classical", "corr-1")]
+    cache = tmp_path / "cache"
+    for _ in range(2):  # the second pass reads the audio's embedding back
+        embs = embed_tracks(tracks, MeanEmbedder(), features, hop_frames=features.window_frames, max_seconds=60,
+                            cache_dir=cache, tag="t")
+        assert [e.shape[1] for e in embs] == [1, 1]
+    assert len(list(cache.iterdir())) == 1, "only the audio file's embedding is cached"
+
+
 def test_fit_logistic_is_the_standardised_sklearn_model() -> None:
     from sklearn.linear_model import LogisticRegression
     from sklearn.pipeline import make_pipeline
