@@ -12,6 +12,9 @@ class SettingsError(BotError):
 class QueueFull(BotError):
     """Too many classifications are waiting; the user should try again shortly."""
 
+    def __init__(self, message: str = "I'm busy with other songs right now; please try again in a minute.") -> None:
+        super().__init__(message)
+
 
 class InferenceFailed(BotError):
     """A worker crashed or timed out while classifying; the pool has been replaced."""

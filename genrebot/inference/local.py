@@ -112,7 +112,7 @@ class InferencePool:
         if current is None:
             raise InferenceFailed("the classifier is not running")
         if self.full:
-            raise QueueFull("I'm busy with other songs right now; please try again in a minute.")
+            raise QueueFull()
         self._pending += 1
         try:
             future = asyncio.get_running_loop().run_in_executor(

@@ -51,7 +51,6 @@ SHELF = "genrebot-model-shelf"
 SHELF_VERSIONS = 4
 #: Memory for the object store of a Ray instance the bot starts itself (artifacts are ~7 MB).
 LOCAL_OBJECT_STORE_BYTES = 128 * 1024 * 1024
-BUSY = "I'm busy with other songs right now; please try again in a minute."
 
 
 @ray.remote(num_cpus=0)
@@ -223,10 +222,11 @@ class RayServeBackend:
         if handle is None:
             raise InferenceFailed("the classifier is not running")
         if self.full:
-            raise QueueFull(BUSY)
+            raise QueueFull()
         self._pending += 1
-        response = handle.classify.remote(data, filename, max_seconds)
+        response = None
         try:
+            response = handle.classify.remote(data, filename, max_seconds)
             return await asyncio.wait_for(_result(response), self.timeout)
         except asyncio.TimeoutError:
             response.cancel()
@@ -238,7 +238,7 @@ class RayServeBackend:
             log.warning("a Ray Serve replica died (%s); Serve replaces it", type(exc).__name__)
             raise InferenceFailed("the classifier crashed on this file; it is being restarted") from None
         except BackPressureError:
-            raise QueueFull(BUSY) from None
+            raise QueueFull() from None
         except RayError as exc:
             self.failures += 1
             log.error("Ray Serve request failed: %s", exc)
