@@ -50,10 +50,6 @@ class LoopLagMonitor:
     def start(self) -> None:
         self._task = asyncio.create_task(self._run(), name="loop-lag-monitor")
 
-    def reset(self) -> float:
-        worst, self.max_lag = self.max_lag, 0.0
-        return worst
-
     async def _run(self) -> None:
         while True:
             before = time.perf_counter()

@@ -164,20 +164,11 @@ def save_artifact(
     return load_info(out_dir)
 
 
-def update_metrics(model_dir: Path, metrics: dict[str, Any]) -> None:
-    """Replace the metrics recorded in an artifact's metadata (files stay untouched)."""
-    _update_metadata(model_dir, lambda meta: meta.update(metrics=metrics))
-
-
 def update_training(model_dir: Path, **fields: Any) -> None:
     """Add fields to the training summary recorded in an artifact's metadata (files stay untouched)."""
-    _update_metadata(model_dir, lambda meta: meta["training"].update(fields))
-
-
-def _update_metadata(model_dir: Path, change: Any) -> None:
     meta_path = Path(model_dir) / METADATA
     meta = json.loads(meta_path.read_text())
-    change(meta)
+    meta["training"].update(fields)
     tmp = meta_path.with_suffix(".tmp")
     tmp.write_text(json.dumps(meta, indent=2, sort_keys=True) + "\n")
     tmp.replace(meta_path)
@@ -197,7 +188,7 @@ def load_head(info: ModelInfo) -> Linear:
     """The artifact's linear genre head."""
     from genre_model.linear import load_linear
 
-    head, _ = load_linear(info.path("head.npz"))
+    head = load_linear(info.path("head.npz"))
     if head.n_classes != len(info.labels):
         raise ArtifactError(f"{info.directory}: head has {head.n_classes} outputs for {len(info.labels)} labels")
     return head
@@ -210,7 +201,7 @@ def load_detector(info: ModelInfo) -> Any | None:
     from genre_model.detector import SoundDetector
     from genre_model.linear import load_linear
 
-    linear, _ = load_linear(info.path(DETECTOR))
+    linear = load_linear(info.path(DETECTOR))
     try:
         return SoundDetector(linear, tuple(info.detector["sounds"]), float(info.detector["threshold"]))
     except (KeyError, TypeError, ValueError) as exc:

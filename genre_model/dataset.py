@@ -193,6 +193,11 @@ def has_artists(tracks: Sequence[Track]) -> bool:
     return any(t.artist for t in tracks)
 
 
+def default_grouping(tracks: Sequence[Track]) -> str:
+    """How splits group these tracks: by ``"artist"`` whenever the data names artists, else ``"track"``."""
+    return "artist" if has_artists(tracks) else "track"
+
+
 def split_tracks(tracks: Sequence[Track], val_fraction: float, seed: int) -> tuple[list[Track], list[Track]]:
     """Stratified split by group: every genre gives about ``val_fraction`` of its groups."""
     if not 0.0 < val_fraction < 1.0:

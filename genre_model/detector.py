@@ -15,7 +15,7 @@ from typing import Sequence
 
 import numpy as np
 
-from genre_model.linear import Linear
+from genre_model.linear import Linear, softmax
 from genre_model.sounds import SOUND_KINDS
 
 #: The detector's classes; "music" is always first.
@@ -40,9 +40,7 @@ class SoundDetector:
 
     def probabilities(self, song_embedding: np.ndarray) -> dict[str, float]:
         """Probability of each sound for one song's mean embedding ``(d,)``."""
-        scores = self.linear(np.asarray(song_embedding)[None, :])[0]
-        p = np.exp(scores - scores.max())
-        p /= p.sum()
+        p = softmax(self.linear(np.asarray(song_embedding)[None, :]))[0]
         return {s: float(v) for s, v in zip(self.sounds, p)}
 
     def judge(self, song_embedding: np.ndarray) -> tuple[str, dict[str, float]]:

@@ -13,7 +13,6 @@ import io
 import zipfile
 import zlib
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 
@@ -60,29 +59,17 @@ class Linear:
         w = np.asarray(weights, np.float64) / np.asarray(scale, np.float64)[:, None]
         return cls(w, np.asarray(bias, np.float64) - np.asarray(mean, np.float64) @ w)
 
-    @classmethod
-    def average(cls, models: list["Linear"]) -> "Linear":
-        """One model whose scores are the mean of several models' scores."""
-        return cls(np.mean([m.weights for m in models], axis=0), np.mean([m.bias for m in models], axis=0))
-
-    def to_bytes(self, **extra: Any) -> bytes:
-        """An ``.npz`` holding the model (and ``extra`` arrays, e.g. class names)."""
+    def to_bytes(self) -> bytes:
+        """The model as an ``.npz`` (the one writer of the format; :func:`load_linear` reads it)."""
         buffer = io.BytesIO()
-        np.savez(buffer, weights=self.weights, bias=self.bias, **{k: np.asarray(v) for k, v in extra.items()})
+        np.savez(buffer, weights=self.weights, bias=self.bias)
         return buffer.getvalue()
 
 
-def save_linear(path: Path, model: Linear, **extra: Any) -> None:
-    """Write a linear model (and ``extra`` arrays) to an ``.npz`` file."""
-    Path(path).write_bytes(model.to_bytes(**extra))
-
-
-def load_linear(path: Path) -> tuple[Linear, dict[str, np.ndarray]]:
-    """Read a linear model and its extra arrays; :class:`ArtifactError` if the file is not one."""
+def load_linear(path: Path) -> Linear:
+    """Read a linear model; :class:`ArtifactError` if the file is not one."""
     try:
         with np.load(path, allow_pickle=False) as data:
-            arrays = {k: data[k] for k in data.files}
-        model = Linear(arrays.pop("weights").astype(np.float64), arrays.pop("bias").astype(np.float64))
+            return Linear(data["weights"].astype(np.float64), data["bias"].astype(np.float64))
     except (OSError, KeyError, ValueError, EOFError, zipfile.BadZipFile, zlib.error) as exc:
         raise ArtifactError(f"{Path(path).name}: not a linear model file ({exc})") from exc
-    return model, arrays

@@ -21,8 +21,6 @@ from genre_model.config import MUSICNN_WEIGHTS
 from genre_model.features import FeatureConfig
 from genre_model.linear import Linear
 
-ARCHS = ("musicnn", "cnn")
-
 
 def build_cnn(features: FeatureConfig, n_classes: int, *, dropout: float = 0.3,
               embedding_dim: int = 128, filters: tuple[int, ...] = (32, 64, 128, 256)) -> keras.Model:

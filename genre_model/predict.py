@@ -250,6 +250,9 @@ class Classifier:
         self._threads = num_threads or min(2, os.cpu_count() or 1)
         self._head = load_head(self.info)
         self._detector = load_detector(self.info)
+        if self._detector is not None and self._detector.linear.n_features != self._head.n_features:
+            raise ArtifactError(f"{self.info.directory}: the sound detector takes {self._detector.linear.n_features} "
+                                f"features, the head {self._head.n_features}")
         self._embedder: _Runner | None = None
         self._embedding = ""
         if not lazy:

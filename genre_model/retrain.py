@@ -82,9 +82,9 @@ def _stable_share(group: str, fraction: float) -> bool:
 
 def holdout_split(base: Sequence[Any], corrections: Sequence[Any] = ()) -> tuple[list[Any], list[Any]]:
     """(tracks a candidate may learn from, the fixed held-out tracks); see the module docstring."""
-    from genre_model.dataset import has_artists, regroup, split_tracks
+    from genre_model.dataset import default_grouping, regroup, split_tracks
 
-    grouped = regroup(base, "artist" if has_artists(base) else "track")
+    grouped = regroup(base, default_grouping(base))
     learn, held = split_tracks(grouped, HOLDOUT_FRACTION, HOLDOUT_SEED)
     for track in corrections:
         (held if _stable_share(track.group, HOLDOUT_FRACTION) else learn).append(track)

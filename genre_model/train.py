@@ -38,7 +38,7 @@ from genre_model.artifact import ModelInfo, save_artifact
 from genre_model.audio import load_audio
 from genre_model.config import GENRES
 from genre_model.dataset import (
-    Track, group_folds, has_artists, load_dataset, regroup, split_tracks, summarise,
+    Track, default_grouping, group_folds, has_artists, load_dataset, regroup, split_tracks, summarise,
 )
 from genre_model.detector import SoundDetector, fit_detector
 from genre_model.errors import AudioError, DatasetError, TrainingUnavailable
@@ -46,7 +46,7 @@ from genre_model.evaluate import TrackResult, fit_temperature, metrics, report
 from genre_model.features import CNN_FEATURES, MUSICNN_FEATURES, FeatureConfig, extract_windows, load_windows
 from genre_model.linear import Linear, softmax
 from genre_model.nativelog import native_stderr_to_log
-from genre_model.recipe import WEIGHTINGS, TrainOptions
+from genre_model.recipe import TrainOptions
 
 Progress = Callable[[str], None]
 
@@ -268,7 +268,7 @@ def _targets(tracks: Sequence[Track], labels: Sequence[str]) -> np.ndarray:
 
 def _grouping(tracks: Sequence[Track]) -> list[Track]:
     """Groups for every split: whole artists when the data names them."""
-    return regroup(tracks, "artist" if has_artists(tracks) else "track")
+    return regroup(tracks, default_grouping(tracks))
 
 
 class Trainer:
@@ -440,7 +440,7 @@ def cross_validate(data: Sequence[Path], opts: TrainOptions, folds: int = 5, *, 
     tracks = _load_all(data, GENRES)  # a wrong folder is said before TensorFlow loads
     trainer = Trainer(opts, log=log)
     tracks = trainer.usable(tracks)
-    grouping = ("artist" if has_artists(tracks) else "track") if group_by == "auto" else group_by
+    grouping = default_grouping(tracks) if group_by == "auto" else group_by
     if grouping == "artist" and not has_artists(tracks):
         raise DatasetError("grouping by artist needs an 'artist' column in the manifest; use --group-by track")
     tracks = regroup(tracks, grouping)
@@ -453,9 +453,10 @@ def cross_validate(data: Sequence[Path], opts: TrainOptions, folds: int = 5, *, 
             test = [t for t in tracks if t.group in held]
             train, val = _split_for(trainer, [t for t in tracks if t.group not in held], seed + k)
             fitted = trainer.fit(train, val)
-            probs = trainer.probabilities(fitted, test)
+            embedded = trainer._embedded(fitted, test)
+            probs = fitted.track_probabilities(embedded)
             if fitted.detector is not None:  # a real song called "not music" is the detector's worst mistake
-                songs = _song_means(trainer._embedded(fitted, test))
+                songs = _song_means(embedded)
                 not_music += [str(t.path) for t, x in zip(test, songs) if fitted.detector.judge(x)[0] != "music"]
             results += [TrackResult(str(t.path), t.label, p) for t, p in zip(test, probs)]
             acc = float(np.mean(probs.argmax(axis=1) == _targets(test, trainer.labels)))
@@ -489,9 +490,10 @@ def train(data: Sequence[Path], out_dir: Path, opts: TrainOptions, *, version: s
     trainer = Trainer(opts, log=log)
     tracks = _grouping(trainer.usable(tracks))
     train_set, val_set = _split_for(trainer, tracks, trainer.opts.seed)
-    log(f"{len(tracks)} tracks: {len(train_set)} train" + (f" / {len(val_set)} validation" if val_set else
-        f", calibrated on {trainer.opts.calibration_folds} folds grouped by "
-        f"{'artist' if has_artists(tracks) else 'track'}"))
+    split = ("validation split" if val_set else
+             f"{trainer.opts.calibration_folds} folds grouped by {default_grouping(tracks)}")
+    log(f"{len(tracks)} tracks: {len(train_set)} train" +
+        (f" / {len(val_set)} validation" if val_set else f", calibrated on {split}"))
     fitted = trainer.fit(train_set, val_set, verbose=verbose)
     held = fitted.held_out
     log(f"held-out: accuracy {held['accuracy']:.3f}, balanced {held['balanced_accuracy']:.3f}, "
@@ -504,8 +506,6 @@ def train(data: Sequence[Path], out_dir: Path, opts: TrainOptions, *, version: s
         "epochs_run": len(next(iter(fitted.history.values()), [])),
         "seconds": round(time.time() - started, 1),
     }
-    split = "validation split" if val_set else f"{trainer.opts.calibration_folds} folds grouped by " + \
-        ("artist" if has_artists(tracks) else "track")
     info = save_artifact(out_dir, embedder=fitted.embedder, head=fitted.head, arch=trainer.opts.arch,
                          labels=trainer.labels, features=fitted.features, temperature=fitted.temperature,
                          training=training, metrics={"held_out": {**_summary(held), "split": split}},

@@ -140,6 +140,21 @@ def test_unloadable_flatbuffer_with_matching_checksum(model_copy: Path) -> None:
         Classifier(model_copy)
 
 
+def test_a_detector_of_the_wrong_width_is_refused_at_load(tmp_path: Path) -> None:
+    """Not at the first upload, with a ValueError from deep inside."""
+    from genre_model.config import DEFAULT_MODEL_DIR
+    from genre_model.linear import Linear
+    from genre_model.predict import Classifier
+
+    model = Path(shutil.copytree(DEFAULT_MODEL_DIR, tmp_path / "model"))
+    (model / "detector.npz").write_bytes(Linear(np.zeros((7, 4)), np.zeros(4)).to_bytes())
+    meta = json.loads((model / METADATA).read_text())
+    meta["checksums"]["detector.npz"] = sha256(model / "detector.npz")
+    (model / METADATA).write_text(json.dumps(meta))
+    with pytest.raises(ArtifactError, match="sound detector takes 7 features"):
+        Classifier(model, lazy=True)
+
+
 def test_feature_config_must_match_the_network(model_copy: Path) -> None:
     from genre_model.predict import Classifier
 

@@ -1,4 +1,4 @@
-"""Feedback: ✅/❌ reactions and the "pick the right genre" menu become votes in SQLite.
+"""Feedback: ✅/❌ reactions and the "pick the right genre" menu become votes in storage.
 
 Raw reaction events are used so votes count on messages that are no longer cached
 and after a restart; the menu is a persistent view (fixed custom id, registered at
