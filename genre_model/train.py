@@ -43,7 +43,9 @@ from genre_model.dataset import (
 from genre_model.detector import SoundDetector, fit_detector
 from genre_model.errors import AudioError, DatasetError, TrainingUnavailable
 from genre_model.evaluate import TrackResult, fit_temperature, metrics, report
-from genre_model.features import CNN_FEATURES, MUSICNN_FEATURES, FeatureConfig, extract_windows, load_windows
+from genre_model.features import (
+    CNN_FEATURES, MUSICNN_FEATURES, FeatureConfig, extract_windows, load_windows, normalise,
+)
 from genre_model.linear import Linear, softmax
 from genre_model.nativelog import native_stderr_to_log
 from genre_model.recipe import TrainOptions
@@ -355,8 +357,8 @@ class Trainer:
             raise ValueError("the cnn architecture needs validation tracks for early stopping")
         mean, std = channel_stats(self.inputs(train))
         features = self.features.with_normalisation(mean, std)
-        train_in = [(w - mean) / std for w in self.inputs(train)]
-        val_in = [(w - mean) / std for w in self.inputs(val)]
+        train_in = [normalise(w, features) for w in self.inputs(train)]  # exactly as served
+        val_in = [normalise(w, features) for w in self.inputs(val)]
         y_train, y_val = _targets(train, self.labels), _targets(val, self.labels)
         model, history = fit_cnn(train_in, y_train, val_in, y_val, features, len(self.labels), self.opts, verbose)
         embedder, head = split_cnn(model)
@@ -392,7 +394,7 @@ class Trainer:
         embedded = []
         for clip in clips:
             windows = extract_windows(clip.samples, self.features, hop_frames=self.features.window_frames)[0]
-            embedded.append(np.asarray(fitted.embedder.predict(normalise_for(fitted, windows), verbose=0)))
+            embedded.append(np.asarray(fitted.embedder.predict(normalise(windows, fitted.features), verbose=0)))
         result = (embedded, [c.sound for c in clips])
         if self.opts.arch == "musicnn":
             self._generated = result
@@ -405,18 +407,11 @@ class Trainer:
     def _embedded(self, fitted: Fitted, tracks: Sequence[Track]) -> list[np.ndarray]:
         if self.opts.arch == "musicnn":
             return self.inputs(tracks)
-        return [np.asarray(fitted.embedder.predict(normalise_for(fitted, w), verbose=0)) for w in self.inputs(tracks)]
+        return [np.asarray(fitted.embedder.predict(normalise(w, fitted.features), verbose=0)) for w in self.inputs(tracks)]
 
     def probabilities(self, fitted: Fitted, tracks: Sequence[Track]) -> np.ndarray:
         """Calibrated track probabilities (Keras path, windows as in training)."""
         return fitted.track_probabilities(self._embedded(fitted, tracks))
-
-
-def normalise_for(fitted: Fitted, windows: np.ndarray) -> np.ndarray:
-    """Windows standardised as the fitted model's feature config says."""
-    from genre_model.features import normalise
-
-    return normalise(windows, fitted.features)
 
 
 def _split_for(trainer: Trainer, tracks: Sequence[Track], seed: int) -> tuple[list[Track], list[Track]]:

@@ -94,6 +94,35 @@ def test_train_musicnn_end_to_end(dataset: Path, tmp_path: Path) -> None:
     assert any(p.name.startswith("detector-set-") for p in (tmp_path / "cache").iterdir())  # cached for the next retrain
 
 
+def test_train_cnn_end_to_end_serves_what_keras_learnt(dataset: Path, tmp_path: Path) -> None:
+    """``--arch cnn`` (the original study's network) trains, keeps its standardisation in the
+    artifact, and LiteRT serves a song as the exported Keras network scores it."""
+    import keras
+
+    from genre_model.artifact import load_head
+    from genre_model.audio import load_audio
+    from genre_model.features import extract_windows, normalise
+    from genre_model.linear import softmax
+    from genre_model.predict import Classifier
+    from genre_model.train import train
+
+    opts = TrainOptions(arch="cnn", epochs=2, batch_size=8, patience=2, detector_clips=1, seed=3)
+    info = train([dataset], tmp_path / "model", opts, version="cnn-1", log=lambda m: None, verbose=0)
+    assert info.arch == "cnn" and info.detector and info.training["epochs_run"] == 2
+    assert len(info.features.norm_mean) == info.features.channels  # training statistics travel with the model
+    assert info.metrics["held_out"]["split"] == "validation split"
+    clf = Classifier(tmp_path / "model")
+    song = encode(styled("metal", 6.0, seed=77), tmp_path / "metal.wav", SR)
+    windows = extract_windows(load_audio(song, info.features.sample_rate), info.features)[0]
+    served = clf.probabilities(windows)[0]
+    embedder = keras.models.load_model(tmp_path / "model" / "embedder.keras")
+    song_embedding = np.asarray(embedder.predict(normalise(windows, info.features), verbose=0)).mean(axis=0)
+    learnt = softmax(load_head(info)(song_embedding[None, :]), info.temperature)[0]
+    np.testing.assert_allclose(served, learnt, atol=1e-4)
+    pred = clf.predict(song)
+    assert pred.genre in STYLES or not pred.music
+
+
 def test_cv_groups_by_artist_with_intervals(dataset: Path, tmp_path: Path) -> None:
     result = run_python(["-m", "genre_model.cli", "cv", str(dataset), "--folds", "2", "--seeds", "1,2", "--json",
                          "--c", "0.1", "--detector-clips", "1", "--calibration-folds", "2",
