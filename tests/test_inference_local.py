@@ -48,3 +48,20 @@ async def test_pool_serves_versions_and_follows_another_process(tmp_path, storag
         await pool.close()
         await storage.close()
         await other.close()
+
+
+def test_queue_bound_refuses_when_full_and_gives_places_back_however_requests_end() -> None:
+    from genrebot.errors import QueueFull
+    from genrebot.inference.base import QueueBound
+
+    bound = QueueBound(max_queue=2)
+    with bound.slot():
+        with pytest.raises(RuntimeError):
+            with bound.slot():
+                assert bound.pending == 2 and bound.full
+                with pytest.raises(QueueFull, match="busy"):
+                    with bound.slot():
+                        pass
+                raise RuntimeError("the request failed")  # e.g. Ray refusing it as it was sent
+        assert bound.pending == 1 and not bound.full
+    assert bound.pending == 0

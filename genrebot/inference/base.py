@@ -8,14 +8,16 @@ makes the bot answer "busy" before it downloads anything.
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import hashlib
-from typing import Protocol, runtime_checkable
+from typing import Iterator, Protocol, runtime_checkable
 
 import numpy as np
 
 from genre_model.config import TOP_K
 from genre_model.predict import Classifier, Prediction, verdict
+from genrebot.errors import QueueFull
 from genrebot.inference.models import ModelStore
 
 
@@ -71,6 +73,35 @@ class ClassifyResult:
             image_png=pred.image(classifier.labels, filename),
             windows=pred.windows, feature_config=classifier.info.features.to_dict(),
         )
+
+
+class QueueBound:
+    """The per-process bound both backends share: at most ``max_queue`` requests queued or running."""
+
+    def __init__(self, max_queue: int) -> None:
+        self.max_queue = max_queue
+        self._pending = 0
+
+    @property
+    def pending(self) -> int:
+        """Requests queued or running now."""
+        return self._pending
+
+    @property
+    def full(self) -> bool:
+        """True when a new request would be refused with QueueFull."""
+        return self._pending >= self.max_queue
+
+    @contextlib.contextmanager
+    def slot(self) -> Iterator[None]:
+        """Hold one place for a request: QueueFull when there is none, given back however it ends."""
+        if self.full:
+            raise QueueFull()
+        self._pending += 1
+        try:
+            yield
+        finally:
+            self._pending -= 1
 
 
 @runtime_checkable

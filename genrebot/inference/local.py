@@ -21,9 +21,9 @@ from concurrent.futures import ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
 from pathlib import Path
 
-from genrebot.errors import InferenceFailed, QueueFull
+from genrebot.errors import InferenceFailed
 from genrebot.inference import worker
-from genrebot.inference.base import ClassifyResult
+from genrebot.inference.base import ClassifyResult, QueueBound
 from genrebot.inference.models import ModelStore
 
 log = logging.getLogger(__name__)
@@ -50,14 +50,14 @@ class _Workers:
         shutil.rmtree(self.scratch, ignore_errors=True)
 
 
-class InferencePool:
+class InferencePool(QueueBound):
     """Bounded, self-healing pool of model workers (an :class:`~genrebot.inference.base.InferenceBackend`)."""
 
     def __init__(self, store: ModelStore, workers: int, max_queue: int, timeout: float, tmp_dir: Path,
                  cpu_count: int | None = None) -> None:
+        super().__init__(max_queue)
         self.store = store
         self.workers = workers
-        self.max_queue = max_queue
         self.timeout = timeout
         #: A killed worker must not leave a user's audio behind: every generation of workers
         #: writes under its own sub-folder, removed with it (and all of it at start-up).
@@ -68,18 +68,7 @@ class InferencePool:
         self.restarts = 0
         self._generation = itertools.count()
         self._current: _Workers | None = None
-        self._pending = 0
         self._lock = asyncio.Lock()
-
-    @property
-    def pending(self) -> int:
-        """Requests queued or running now."""
-        return self._pending
-
-    @property
-    def full(self) -> bool:
-        """True when a new request would be refused with QueueFull."""
-        return self._pending >= self.max_queue
 
     async def start(self, version: str) -> None:
         """Check the model (cheaply, in this process) and bring up warmed workers serving ``version``."""
@@ -111,23 +100,19 @@ class InferencePool:
         current = self._current
         if current is None:
             raise InferenceFailed("the classifier is not running")
-        if self.full:
-            raise QueueFull()
-        self._pending += 1
-        try:
-            future = asyncio.get_running_loop().run_in_executor(
-                current.executor, worker.classify, data, filename, max_seconds)
-            return await asyncio.wait_for(future, self.timeout)
-        except BrokenProcessPool:
-            log.warning("an inference worker died; rebuilding the pool")
-            await self._rebuild(current)
-            raise InferenceFailed("the classifier crashed on this file; it has been restarted") from None
-        except asyncio.TimeoutError:
-            log.warning("classification exceeded %.0f s; rebuilding the pool", self.timeout)
-            await self._rebuild(current, kill=True)
-            raise InferenceFailed(f"classifying took longer than {self.timeout:.0f} s and was stopped") from None
-        finally:
-            self._pending -= 1
+        with self.slot():
+            try:
+                future = asyncio.get_running_loop().run_in_executor(
+                    current.executor, worker.classify, data, filename, max_seconds)
+                return await asyncio.wait_for(future, self.timeout)
+            except BrokenProcessPool:
+                log.warning("an inference worker died; rebuilding the pool")
+                await self._rebuild(current)
+                raise InferenceFailed("the classifier crashed on this file; it has been restarted") from None
+            except asyncio.TimeoutError:
+                log.warning("classification exceeded %.0f s; rebuilding the pool", self.timeout)
+                await self._rebuild(current, kill=True)
+                raise InferenceFailed(f"classifying took longer than {self.timeout:.0f} s and was stopped") from None
 
     async def _rebuild(self, broken: _Workers, kill: bool = False) -> None:
         async with self._lock:

@@ -39,7 +39,7 @@ from genre_model.errors import ArtifactError, AudioError
 from genre_model.predict import Classifier
 from genrebot.errors import InferenceFailed, QueueFull, SettingsError
 from genrebot.inference import worker
-from genrebot.inference.base import ClassifyResult
+from genrebot.inference.base import ClassifyResult, QueueBound
 from genrebot.inference.models import ModelStore, unpack
 
 log = logging.getLogger(__name__)
@@ -130,35 +130,26 @@ class GenreClassifier:
         return os.getpid(), self._classifier.version if self._classifier else ""
 
 
-class RayServeBackend:
+class RayServeBackend(QueueBound):
     """Classifies uploads on a Ray Serve deployment (an :class:`~genrebot.inference.base.InferenceBackend`)."""
 
     def __init__(self, store: ModelStore, *, address: str | None, replicas: int, max_replicas: int,
                  replica_cpus: float, max_queue: int, timeout: float, local_cpus: int) -> None:
+        super().__init__(max_queue)
         self.store = store
         self.address = address
         self.replicas = replicas
         self.max_replicas = max_replicas
         self.replica_cpus = replica_cpus
-        self.max_queue = max_queue
         self.timeout = timeout
         self.local_cpus = local_cpus
         self.model_version = ""
         self.failures = 0
-        self._pending = 0
         self._handle: Any = None
         self._shelf: Any = None
         self._connected = False  # this backend called ray.init (and disconnects on close)
         self._started_ray = False  # ... and that started a Ray instance of its own (stopped on close)
         self._deploy_lock = asyncio.Lock()
-
-    @property
-    def pending(self) -> int:
-        return self._pending
-
-    @property
-    def full(self) -> bool:
-        return self._pending >= self.max_queue
 
     async def start(self, version: str) -> None:
         """Connect to Ray (join ``address`` or start a local instance) and deploy ``version``."""
@@ -221,30 +212,25 @@ class RayServeBackend:
         handle = self._handle
         if handle is None:
             raise InferenceFailed("the classifier is not running")
-        if self.full:
-            raise QueueFull()
-        self._pending += 1
-        response = None
-        try:
-            response = handle.classify.remote(data, filename, max_seconds)
-            return await asyncio.wait_for(_result(response), self.timeout)
-        except asyncio.TimeoutError:
-            response.cancel()
-            self.failures += 1
-            log.warning("classification exceeded %.0f s on Ray Serve; cancelled", self.timeout)
-            raise InferenceFailed(f"classifying took longer than {self.timeout:.0f} s and was stopped") from None
-        except (ActorDiedError, ActorUnavailableError, RayActorError) as exc:
-            self.failures += 1
-            log.warning("a Ray Serve replica died (%s); Serve replaces it", type(exc).__name__)
-            raise InferenceFailed("the classifier crashed on this file; it is being restarted") from None
-        except BackPressureError:
-            raise QueueFull() from None
-        except RayError as exc:
-            self.failures += 1
-            log.error("Ray Serve request failed: %s", exc)
-            raise InferenceFailed("the classifier failed on this file; please try again") from None
-        finally:
-            self._pending -= 1
+        with self.slot():
+            try:
+                response = handle.classify.remote(data, filename, max_seconds)
+                return await asyncio.wait_for(_result(response), self.timeout)
+            except asyncio.TimeoutError:
+                response.cancel()
+                self.failures += 1
+                log.warning("classification exceeded %.0f s on Ray Serve; cancelled", self.timeout)
+                raise InferenceFailed(f"classifying took longer than {self.timeout:.0f} s and was stopped") from None
+            except (ActorDiedError, ActorUnavailableError, RayActorError) as exc:
+                self.failures += 1
+                log.warning("a Ray Serve replica died (%s); Serve replaces it", type(exc).__name__)
+                raise InferenceFailed("the classifier crashed on this file; it is being restarted") from None
+            except BackPressureError:
+                raise QueueFull() from None
+            except RayError as exc:
+                self.failures += 1
+                log.error("Ray Serve request failed: %s", exc)
+                raise InferenceFailed("the classifier failed on this file; please try again") from None
 
     async def worker_pids(self, pings: int = 24) -> list[int]:
         """Process ids of the replicas that answer ``pings`` pings (on whichever machine they run)."""
