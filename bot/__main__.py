@@ -54,17 +54,12 @@ async def run_bot(settings: Settings) -> None:
     """Run until SIGINT/SIGTERM, then shut down gracefully."""
     load_info(settings.model_dir)  # fail fast, before connecting, on a missing or corrupt model
     point_discord_at(settings.api_base, settings.gateway_url)
-    storage = await open_storage(settings)
-    try:
+    async with await open_storage(settings) as storage:
         inference = await start_inference(settings, storage)
-    except BaseException:
-        await storage.close()
-        raise
-    try:
-        await _serve(GenreBot(settings, storage, inference), settings)
-    finally:
-        await inference.close()
-        await storage.close()
+        try:
+            await _serve(GenreBot(settings, storage, inference), settings)
+        finally:
+            await inference.close()  # the workers stop before the database closes
 
 
 async def _serve(bot: GenreBot, settings: Settings) -> None:
@@ -85,11 +80,8 @@ async def _serve(bot: GenreBot, settings: Settings) -> None:
 
 
 async def export_corrections(settings: Settings, out_dir: Path) -> int:
-    storage = await open_storage(settings)
-    try:
+    async with await open_storage(settings) as storage:
         return await storage.export_corrections(out_dir)
-    finally:
-        await storage.close()
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -12,6 +12,7 @@ ROUNDS = {
     "exp6-aug.json": "the chosen family with two augmented recordings per training track",
     "exp7.json": "the previously shipped recipe (5 Keras heads, bags, mixup, early stopping)",
     "exp8.json": "the shipped logistic head averaged with the RBF-SVM recipe",
+    "exp9.json": "other poolings and heads: mean+std, median, L2, PCA-whitening, shrinkage LDA, ridge",
 }
 
 here = os.path.dirname(os.path.abspath(__file__))
