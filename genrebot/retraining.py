@@ -96,6 +96,9 @@ async def run_retrain(settings: Settings, storage: Storage, inference: Inference
         # The exported corrections are copies of members' data: none outlives the run
         # (/genre-forget must not miss them); the candidate has moved to the model store.
         await asyncio.to_thread(shutil.rmtree, work, True)
+        pruned = await asyncio.to_thread(inference.store.prune, {inference.model_version})
+        if pruned:
+            log.info("model store: removed old models %s", ", ".join(pruned))
 
 
 class LiveModelFollower:

@@ -65,3 +65,25 @@ def test_queue_bound_refuses_when_full_and_gives_places_back_however_requests_en
                 raise RuntimeError("the request failed")  # e.g. Ray refusing it as it was sent
         assert bound.pending == 1 and not bound.full
     assert bound.pending == 0
+
+
+def test_model_store_keeps_the_live_model_and_the_newest_others(tmp_path) -> None:
+    """Months of /retrain must not fill the disk: older candidates go, the live one never does."""
+    import json
+    import shutil
+
+    from genre_model.config import DEFAULT_MODEL_DIR
+    from genrebot.inference.models import ModelStore
+
+    store = ModelStore(tmp_path / "models", DEFAULT_MODEL_DIR)
+    for i in range(1, 9):  # v1 (oldest) ... v8 (newest)
+        folder = store.root / f"v{i}"
+        shutil.copytree(DEFAULT_MODEL_DIR, folder)
+        meta = json.loads((folder / "metadata.json").read_text())
+        (folder / "metadata.json").write_text(json.dumps({**meta, "version": f"v{i}"}))
+        os.utime(folder / "metadata.json", (1_800_000_000 + i, 1_800_000_000 + i))
+    (store.root / "not-a-model").mkdir()
+    assert sorted(store.prune({"v1"}, newest=3)) == ["v2", "v3", "v4", "v5"]
+    assert sorted(p.name for p in store.root.iterdir()) == ["not-a-model", "v1", "v6", "v7", "v8"]
+    assert store.info("v1").version == "v1" and store.info(store.seed_version()).directory == DEFAULT_MODEL_DIR
+    assert store.prune({"v1"}, newest=3) == []

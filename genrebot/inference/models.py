@@ -13,12 +13,15 @@ import hashlib
 import shutil
 import tempfile
 from pathlib import Path
+from typing import Iterable
 
 from genre_model.artifact import DETECTOR, FILES, METADATA, ModelInfo, load_info
 from genre_model.errors import ArtifactError
 
 #: Every file a served artifact may consist of (a model without a sound detector has no DETECTOR).
 ARTIFACT_FILES = (*FILES, DETECTOR, METADATA)
+#: Stored models kept besides the live one: the latest candidates, for inspection or a rollback.
+KEEP_NEWEST = 5
 
 
 class ModelStore:
@@ -57,6 +60,17 @@ class ModelStore:
         self.root.mkdir(parents=True, exist_ok=True)
         shutil.move(str(artifact_dir), str(target))
         return info.version
+
+    def prune(self, keep: Iterable[str], newest: int = KEEP_NEWEST) -> list[str]:
+        """Delete stored models other than ``keep`` and the ``newest`` most recent; returns the versions
+        deleted. Bounds the store's disk use over months of retrains (each model is a few MB)."""
+        stored = sorted((d for d in self.root.glob("*") if (d / METADATA).is_file()),
+                        key=lambda d: (d / METADATA).stat().st_mtime, reverse=True)
+        keep = set(keep)
+        gone = [d for d in stored[newest:] if d.name not in keep]
+        for directory in gone:
+            shutil.rmtree(directory, ignore_errors=True)
+        return [d.name for d in gone]
 
     def files(self, version: str) -> dict[str, bytes]:
         """The artifact's files as bytes (what a remote replica needs to serve ``version``)."""
