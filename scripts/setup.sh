@@ -44,7 +44,7 @@ fi
 step "upgrading pip"
 .venv/bin/python -m pip install -q --upgrade pip
 
-step "installing genrebot with its training and test extras (about 2.7 GB, most of it TensorFlow; a few minutes)"
+step "installing genrebot with its training and test extras (about 3.1 GB, most of it TensorFlow; a few minutes)"
 .venv/bin/python -m pip install --progress-bar on -e '.[test]'
 
 step "genrebot is set up in .venv"
