@@ -15,18 +15,22 @@ Guarantees every backend keeps (and the shared test-suite checks on both):
 
 from __future__ import annotations
 
+import abc
 import dataclasses
 import datetime as dt
+import io
 import re
 from pathlib import Path, PurePath
-from typing import Any, Iterable, Protocol, Sequence, runtime_checkable
+from typing import Any, Iterable, Protocol, Self, Sequence, runtime_checkable
 
 import numpy as np
 
+from genre_model.features import read_windows
 from genrebot.feedback import VOTES, Correction, Rated, Vote
 
-__all__ = ["Correction", "ModelRow", "Prediction", "Stats", "Storage", "VOTES", "Vote", "audio_suffix",
-           "check_label", "check_sound", "check_vote", "utcnow"]
+__all__ = ["Correction", "ModelRow", "Prediction", "Stats", "Storage", "StorageBase", "VOTES", "Vote",
+           "audio_suffix", "check_label", "check_sound", "check_vote", "prediction_fields", "stats_from_row",
+           "utcnow"]
 
 
 @dataclasses.dataclass(frozen=True)
@@ -165,6 +169,48 @@ class Storage(Protocol):
         empty or missing ``out_dir``; returns the number of examples written."""
 
 
+class StorageBase(abc.ABC):
+    """What every backend shares, on top of its hooks ``close``, ``_windows_file``,
+    ``_upsert_feedback`` and ``corrections``."""
+
+    @abc.abstractmethod
+    async def close(self) -> None:
+        """Release connections; waits for running statements."""
+
+    @abc.abstractmethod
+    async def _windows_file(self, prediction_id: int) -> bytes | None:
+        """The stored windows file's bytes, or None."""
+
+    @abc.abstractmethod
+    async def _upsert_feedback(self, prediction_id: int, user_id: int, vote: str, genre: str | None) -> None:
+        """Insert or replace the user's vote (a 'right' clears a correction); unknown prediction -> StorageError."""
+
+    @abc.abstractmethod
+    async def corrections(self) -> list[Correction]: ...
+
+    async def __aenter__(self) -> Self:
+        return self
+
+    async def __aexit__(self, *exc_info: object) -> None:
+        await self.close()
+
+    async def windows(self, prediction_id: int) -> tuple[np.ndarray, dict] | None:
+        data = await self._windows_file(prediction_id)
+        return None if data is None else read_windows(io.BytesIO(data))
+
+    async def set_vote(self, prediction_id: int, user_id: int, vote: str) -> None:
+        check_vote(vote)
+        await self._upsert_feedback(prediction_id, user_id, vote, None)
+
+    async def set_correction(self, prediction_id: int, user_id: int, genre: str) -> None:
+        await self._upsert_feedback(prediction_id, user_id, "wrong", check_label(genre))
+
+    async def export_corrections(self, out_dir: Path) -> int:
+        from genrebot.storage import export  # export imports this module
+
+        return await export.export_corrections(Path(out_dir), await self.corrections(), self._windows_file)
+
+
 # ---------------------------------------------------------------------------------------- shared checks
 
 
@@ -204,6 +250,25 @@ def ranked_top_k(top_k: Sequence[tuple[str, float]]) -> list[tuple[str, float]]:
     if not ranked:
         raise ValueError("top_k is empty")
     return ranked
+
+
+def prediction_fields(top_k: Sequence[tuple[str, float]], sound: str, windows: np.ndarray | None,
+                      feature_config: dict | None) -> tuple[list[tuple[str, float]], str, float]:
+    """The checks before storing a prediction -> ``(ranked top_k, genre, confidence)``."""
+    ranked = ranked_top_k(top_k)
+    check_sound(sound)
+    genre, confidence = ranked[0]
+    if windows is not None and feature_config is None:
+        raise ValueError("windows need the feature_config they were made with")
+    return ranked, genre, confidence
+
+
+def stats_from_row(row: Sequence[Any]) -> Stats:
+    """:class:`Stats` from the stats query's row: predictions, right, wrong, corrections, predictions
+    with feedback, predictions voted right by majority, live version, not music."""
+    n_pred, right, wrong, corrections, with_feedback, majority_right, live, not_music = tuple(row)
+    return Stats(n_pred, right, wrong, corrections, with_feedback,
+                 majority_right / with_feedback if with_feedback else None, live, not_music)
 
 
 _SUFFIX = re.compile(r"^\.[a-z0-9]{1,10}$")

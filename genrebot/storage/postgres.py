@@ -23,11 +23,11 @@ from typing import Sequence
 import asyncpg
 import numpy as np
 
-from genre_model.features import read_windows, save_windows
+from genre_model.features import save_windows
 from genrebot import feedback
 from genrebot.errors import StorageError
-from genrebot.storage import base, export
-from genrebot.storage.base import ModelRow, Prediction, Stats, Vote, audio_suffix, check_label, check_vote, iso
+from genrebot.storage import base
+from genrebot.storage.base import ModelRow, Prediction, Stats, StorageBase, Vote, audio_suffix, check_vote, iso
 from genrebot.storage.migrate import Migration, load_migrations, migrate, migrations_dir, split_postgres
 
 log = logging.getLogger(__name__)
@@ -65,7 +65,7 @@ def _npz(windows: np.ndarray, feature_config: dict) -> bytes:
     return buffer.getvalue()
 
 
-class PostgresStorage:
+class PostgresStorage(StorageBase):
     """Async access to the bot's PostgreSQL database (implements :class:`Storage`).
 
     ``store = await PostgresStorage.open(url)`` ... ``await store.close()``.
@@ -101,12 +101,6 @@ class PostgresStorage:
     async def close(self) -> None:
         """Close the pool (waits for running statements)."""
         await self._pool.close()
-
-    async def __aenter__(self) -> "PostgresStorage":
-        return self
-
-    async def __aexit__(self, *exc_info: object) -> None:
-        await self.close()
 
     async def schema_version(self) -> int:
         async with self._pool.acquire() as conn:
@@ -157,11 +151,7 @@ class PostgresStorage:
                                 model_version: str, top_k: Sequence[tuple[str, float]], windows: np.ndarray | None,
                                 feature_config: dict | None, audio: bytes | None = None, sound: str = "music") -> int:
         """Store a prediction, its feature windows and (if given) the upload in one transaction."""
-        ranked = base.ranked_top_k(top_k)
-        base.check_sound(sound)
-        genre, confidence = ranked[0]
-        if windows is not None and feature_config is None:
-            raise ValueError("windows need the feature_config they were made with")
+        ranked, genre, confidence = base.prediction_fields(top_k, sound, windows, feature_config)
         files: list[tuple[str, str, bytes]] = []
         if windows is not None:  # compress before taking a connection
             files.append(("windows", ".npz", await asyncio.to_thread(_npz, windows, feature_config)))
@@ -203,10 +193,6 @@ class PostgresStorage:
         row = await self._file(prediction_id, "windows")
         return None if row is None else row["data"]
 
-    async def windows(self, prediction_id: int) -> tuple[np.ndarray, dict] | None:
-        data = await self._windows_file(prediction_id)
-        return None if data is None else read_windows(io.BytesIO(data))
-
     async def audio(self, prediction_id: int) -> tuple[bytes, str] | None:
         row = await self._file(prediction_id, "audio")
         return None if row is None else (row["data"], row["suffix"])
@@ -229,13 +215,6 @@ class PostgresStorage:
             await self._pool.execute(sql, prediction_id, user_id, vote, genre)
         except (asyncpg.ForeignKeyViolationError, asyncpg.CheckViolationError) as e:
             raise StorageError(f"cannot vote on prediction {prediction_id}: {e}") from e
-
-    async def set_vote(self, prediction_id: int, user_id: int, vote: str) -> None:
-        check_vote(vote)
-        await self._upsert_feedback(prediction_id, user_id, vote, None)
-
-    async def set_correction(self, prediction_id: int, user_id: int, genre: str) -> None:
-        await self._upsert_feedback(prediction_id, user_id, "wrong", check_label(genre))
 
     async def retract_vote(self, prediction_id: int, user_id: int, vote: str) -> bool:
         check_vote(vote)
@@ -266,9 +245,7 @@ class PostgresStorage:
               (SELECT count(*) FROM predictions WHERE sound <> 'music')
             """
         )
-        n_pred, right, wrong, corrections, with_feedback, majority_right, live, not_music = tuple(row)
-        return Stats(n_pred, right, wrong, corrections, with_feedback,
-                     majority_right / with_feedback if with_feedback else None, live, not_music)
+        return base.stats_from_row(row)
 
     # -- models -------------------------------------------------------------
 
@@ -324,7 +301,4 @@ class PostgresStorage:
             " ORDER BY p.id, f.updated_at, f.seq"
         )
         return feedback.corrections(base.rated(rows))
-
-    async def export_corrections(self, out_dir: Path) -> int:
-        return await export.export_corrections(Path(out_dir), await self.corrections(), self._windows_file)
 

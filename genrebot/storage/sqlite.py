@@ -10,7 +10,6 @@ recorded in the prediction's row. The schema version is ``PRAGMA user_version``.
 from __future__ import annotations
 
 import asyncio
-import io
 import json
 import logging
 import sqlite3
@@ -21,11 +20,11 @@ from typing import Any, AsyncIterator, Sequence
 import aiosqlite
 import numpy as np
 
-from genre_model.features import read_windows, save_windows
+from genre_model.features import save_windows
 from genrebot import feedback
 from genrebot.errors import StorageError
-from genrebot.storage import base, export
-from genrebot.storage.base import ModelRow, Prediction, Stats, Vote, audio_suffix, check_label, check_vote, iso
+from genrebot.storage import base
+from genrebot.storage.base import ModelRow, Prediction, Stats, StorageBase, Vote, audio_suffix, check_vote, iso
 from genrebot.storage.files import AUDIO_FOLDER, WINDOWS_FOLDER, FolderStore, discard
 from genrebot.storage.migrate import Migration, load_migrations, migrate, migrations_dir, split_sqlite
 
@@ -41,7 +40,7 @@ def _now() -> str:
     return iso(base.utcnow())
 
 
-class SqliteStorage:
+class SqliteStorage(StorageBase):
     """Async access to the bot's SQLite database and data folder (implements :class:`Storage`).
 
     ``store = await SqliteStorage.open(db, data)`` ... ``await store.close()``, or
@@ -97,12 +96,6 @@ class SqliteStorage:
     async def close(self) -> None:
         """Close the connection (waits for running statements)."""
         await self._db.close()
-
-    async def __aenter__(self) -> "SqliteStorage":
-        return self
-
-    async def __aexit__(self, *exc_info: object) -> None:
-        await self.close()
 
     async def schema_version(self) -> int:
         return (await self._fetchone("PRAGMA user_version"))[0]
@@ -161,11 +154,7 @@ class SqliteStorage:
                                 model_version: str, top_k: Sequence[tuple[str, float]], windows: np.ndarray | None,
                                 feature_config: dict | None, audio: bytes | None = None, sound: str = "music") -> int:
         """Store a prediction, its feature windows and (if given) the upload; return its id."""
-        ranked = base.ranked_top_k(top_k)
-        base.check_sound(sound)
-        genre, confidence = ranked[0]
-        if windows is not None and feature_config is None:
-            raise ValueError("windows need the feature_config they were made with")
+        ranked, genre, confidence = base.prediction_fields(top_k, sound, windows, feature_config)
         # Compress and write outside the write lock; publish under the final names inside it.
         staged: dict[str, Path] = {}
         published: list[Path] = []
@@ -226,10 +215,6 @@ class SqliteStorage:
         except FileNotFoundError:
             return None
 
-    async def windows(self, prediction_id: int) -> tuple[np.ndarray, dict] | None:
-        data = await self._windows_file(prediction_id)
-        return None if data is None else read_windows(io.BytesIO(data))
-
     async def audio(self, prediction_id: int) -> tuple[bytes, str] | None:
         row = await self._fetchone("SELECT audio_path FROM predictions WHERE id = ?", (prediction_id,))
         if row is None or row[0] is None:
@@ -255,13 +240,6 @@ class SqliteStorage:
                 await db.execute(sql, (prediction_id, user_id, vote, genre, now, now))
         except sqlite3.IntegrityError as e:
             raise StorageError(f"cannot vote on prediction {prediction_id}: {e}") from e
-
-    async def set_vote(self, prediction_id: int, user_id: int, vote: str) -> None:
-        check_vote(vote)
-        await self._upsert_feedback(prediction_id, user_id, vote, None)
-
-    async def set_correction(self, prediction_id: int, user_id: int, genre: str) -> None:
-        await self._upsert_feedback(prediction_id, user_id, "wrong", check_label(genre))
 
     async def retract_vote(self, prediction_id: int, user_id: int, vote: str) -> bool:
         check_vote(vote)
@@ -293,9 +271,7 @@ class SqliteStorage:
               (SELECT count(*) FROM predictions WHERE sound <> 'music')
             """
         )
-        n_pred, right, wrong, corrections, with_feedback, majority_right, live, not_music = tuple(row)
-        return Stats(n_pred, right, wrong, corrections, with_feedback,
-                     majority_right / with_feedback if with_feedback else None, live, not_music)
+        return base.stats_from_row(row)
 
     # -- models -------------------------------------------------------------
 
@@ -361,7 +337,4 @@ class SqliteStorage:
             " ORDER BY p.id, f.updated_at, f.rowid"
         )
         return feedback.corrections(base.rated(rows))
-
-    async def export_corrections(self, out_dir: Path) -> int:
-        return await export.export_corrections(Path(out_dir), await self.corrections(), self._windows_file)
 
