@@ -107,6 +107,10 @@ def load_settings(env: Mapping[str, str] | None = None, *, dotenv: bool = True, 
         "GENREBOT_DOWNLOAD_TIMEOUT": ("download_timeout", float, 0.1),
         "GENREBOT_INFERENCE_TIMEOUT": ("inference_timeout", float, 0.1),
         "GENREBOT_RETRAIN_EPOCHS": ("retrain_epochs", int, 1),
+        "GENREBOT_RAY_REPLICAS": ("ray_replicas", int, 1),
+        "GENREBOT_RAY_MAX_REPLICAS": ("ray_max_replicas", int, 0),
+        "GENREBOT_RAY_REPLICA_CPUS": ("ray_replica_cpus", float, 0.1),
+        "GENREBOT_SHARD_COUNT": ("shard_count", int, 1),
     }
     for name, (field, kind, minimum) in numbers.items():
         if env.get(name, "").strip():
@@ -126,7 +130,7 @@ def load_settings(env: Mapping[str, str] | None = None, *, dotenv: bool = True, 
     values["log_level"] = env.get("GENREBOT_LOG_LEVEL", "INFO").upper()
     if values["log_level"] not in {"DEBUG", "INFO", "WARNING", "ERROR"}:
         raise SettingsError(f"GENREBOT_LOG_LEVEL must be DEBUG, INFO, WARNING or ERROR, got {values['log_level']}")
-    values.update(_scaling(env))
+    values.update(_scaling(env, values))
     return Settings(**values)
 
 
@@ -144,24 +148,19 @@ def _shard_ids(value: str) -> tuple[int, ...]:
     return tuple(sorted(ids))
 
 
-def _scaling(env: Mapping[str, str]) -> dict:
-    """The inference backend (local pool or Ray Serve) and the gateway shards this process runs."""
+def _scaling(env: Mapping[str, str], numbers: Mapping[str, object]) -> dict:
+    """The inference backend (local pool or Ray Serve) and the gateway shards this process runs
+    (checked against the replica and shard ``numbers`` already read)."""
     values: dict = {}
     inference = env.get("GENREBOT_INFERENCE", "").strip().lower() or "local"
     if inference not in INFERENCE_BACKENDS:
         raise SettingsError(f"GENREBOT_INFERENCE must be local or ray, got {env['GENREBOT_INFERENCE']!r}")
     values["inference"] = inference
     values["ray_address"] = env.get("GENREBOT_RAY_ADDRESS", "").strip() or None
-    for name, field, kind, minimum in (("GENREBOT_RAY_REPLICAS", "ray_replicas", int, 1),
-                                       ("GENREBOT_RAY_MAX_REPLICAS", "ray_max_replicas", int, 0),
-                                       ("GENREBOT_RAY_REPLICA_CPUS", "ray_replica_cpus", float, 0.1),
-                                       ("GENREBOT_SHARD_COUNT", "shard_count", int, 1)):
-        if env.get(name, "").strip():
-            values[field] = _number(name, env[name].strip(), kind, minimum)
-    if values.get("ray_max_replicas") and values["ray_max_replicas"] < values.get("ray_replicas", 1):
+    if numbers.get("ray_max_replicas") and numbers["ray_max_replicas"] < numbers.get("ray_replicas", 1):
         raise SettingsError("GENREBOT_RAY_MAX_REPLICAS must be at least GENREBOT_RAY_REPLICAS (or 0: no autoscaling)")
     if env.get("GENREBOT_SHARD_IDS", "").strip():
-        count = values.get("shard_count")
+        count = numbers.get("shard_count")
         if count is None:
             raise SettingsError("GENREBOT_SHARD_IDS needs GENREBOT_SHARD_COUNT (the total over all bot processes)")
         ids = _shard_ids(env["GENREBOT_SHARD_IDS"])

@@ -135,3 +135,21 @@ def test_cooldowns_forget_users_whose_pause_is_over():
     cooldowns.forget(5000)
     assert len(cooldowns) == 0 and cooldowns.retry_after(5000) == 0
     assert Cooldowns(0).retry_after(1) == 0 and len(Cooldowns(0)) == 0
+
+
+def test_scaling_settings_are_read_and_checked_together():
+    from genrebot.errors import SettingsError
+    from genrebot.settings import load_settings
+
+    def settings(**env: str):
+        return load_settings({"DISCORD_TOKEN": "x", **env}, dotenv=False)
+
+    s = settings(GENREBOT_INFERENCE="ray", GENREBOT_RAY_REPLICAS="2", GENREBOT_RAY_MAX_REPLICAS="4",
+                 GENREBOT_SHARD_COUNT="4", GENREBOT_SHARD_IDS="2-3")
+    assert (s.inference, s.ray_replicas, s.ray_max_replicas, s.shard_count, s.shard_ids) == ("ray", 2, 4, 4, (2, 3))
+    with pytest.raises(SettingsError, match="RAY_MAX_REPLICAS must be at least GENREBOT_RAY_REPLICAS"):
+        settings(GENREBOT_RAY_REPLICAS="3", GENREBOT_RAY_MAX_REPLICAS="2")
+    with pytest.raises(SettingsError, match=r"SHARD_IDS must be between 0 and 3"):
+        settings(GENREBOT_SHARD_COUNT="4", GENREBOT_SHARD_IDS="3-4")
+    with pytest.raises(SettingsError, match="GENREBOT_RAY_REPLICAS must be"):
+        settings(GENREBOT_RAY_REPLICAS="0")

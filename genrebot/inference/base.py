@@ -32,7 +32,6 @@ class ClassifyResult:
     genre: str | None
     probabilities: dict[str, float]
     top_k: list[tuple[str, float]]
-    timeline: list[tuple[float, float, str, float]]
     duration_s: float
     model_version: str
     file_sha256: str
@@ -66,7 +65,6 @@ class ClassifyResult:
         """The one place a library :class:`Prediction` becomes what the bot receives (image drawn here)."""
         return cls(
             genre=pred.genre, probabilities=pred.probabilities, top_k=pred.top_k(top_k),
-            timeline=[(s.start_s, s.end_s, s.genre, s.p) for s in pred.timeline],
             duration_s=pred.duration_s, model_version=pred.model_version,
             file_sha256=hashlib.sha256(data).hexdigest(), analysed_s=pred.analysed_s, n_windows=pred.n_windows,
             sound=pred.sound, tags=list(pred.tags), close_call=pred.close_call(),
