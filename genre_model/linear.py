@@ -66,6 +66,12 @@ class Linear:
         return buffer.getvalue()
 
 
+def song_probabilities(head: Linear, window_embeddings: np.ndarray, temperature: float) -> np.ndarray:
+    """The one rule for a song's genre probabilities: the calibrated head on the mean of its window
+    embeddings ``(n, d)`` (used by training, evaluation and serving alike)."""
+    return softmax(head(np.asarray(window_embeddings).mean(axis=0, keepdims=True)), temperature)[0]
+
+
 def load_linear(path: Path) -> Linear:
     """Read a linear model; :class:`ArtifactError` if the file is not one."""
     try:

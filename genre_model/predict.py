@@ -22,7 +22,7 @@ from genre_model.config import (
     DEFAULT_MODEL_DIR, MAX_AUDIO_SECONDS, MAX_WINDOWS, TOP_K, WINDOWS_EXTENSION, coverage, display_name,
 )
 from genre_model.errors import ArtifactError
-from genre_model.linear import softmax
+from genre_model.linear import softmax, song_probabilities
 from genre_model.features import load_windows, song_features, song_window_starts, window_spans
 from genre_model.nativelog import native_stderr_to_log
 
@@ -300,11 +300,11 @@ class Classifier:
     def song_probabilities(self, embeddings: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """Window embeddings ``(n, d)`` -> (song probabilities ``(labels,)``, per-window ``(n, labels)``).
 
-        The one place a song's genre is decided: the calibrated head on the mean embedding.
+        The song's genre is decided by :func:`~genre_model.linear.song_probabilities`, as in training.
         """
-        logits = self.logits(np.concatenate([embeddings.mean(axis=0, keepdims=True), embeddings]))
-        probs = softmax(logits, self.info.temperature)
-        return probs[0], probs[1:]
+        temperature = self.info.temperature
+        return (song_probabilities(self._head, embeddings, temperature),
+                softmax(self.logits(embeddings), temperature))
 
     def probabilities(self, windows: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """(track probabilities ``(labels,)``, per-window probabilities ``(n, labels)``) of model-input windows."""

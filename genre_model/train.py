@@ -46,7 +46,7 @@ from genre_model.evaluate import TrackResult, fit_temperature, metrics, report
 from genre_model.features import (
     CNN_FEATURES, MUSICNN_FEATURES, FeatureConfig, extract_windows, load_windows, normalise,
 )
-from genre_model.linear import Linear, softmax
+from genre_model.linear import Linear, softmax, song_probabilities
 from genre_model.nativelog import native_stderr_to_log
 from genre_model.recipe import TrainOptions
 
@@ -256,7 +256,7 @@ class Fitted:
 
     def track_probabilities(self, embeddings: Sequence[np.ndarray]) -> np.ndarray:
         """Calibrated track probabilities from per-window embeddings."""
-        return softmax(self.head(_song_means(embeddings)), self.temperature)
+        return np.stack([song_probabilities(self.head, e, self.temperature) for e in embeddings])
 
 
 def _song_means(embeddings: Sequence[np.ndarray]) -> np.ndarray:

@@ -649,6 +649,15 @@ def start_voter(storage_backend, pid: int) -> subprocess.Popen:
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env, text=True)
 
 
+def stop_voter(proc: subprocess.Popen) -> None:
+    """Kill the voter if it still runs and close its pipes."""
+    if proc.poll() is None:
+        proc.kill()
+        proc.wait()
+    proc.stdout.close()
+    proc.stderr.close()
+
+
 async def read_acks(proc: subprocess.Popen, at_least: int) -> list[int]:
     acked = []
     while len(acked) < at_least:
@@ -673,11 +682,7 @@ async def test_vote_burst_survives_sigkill_and_old_predictions_still_take_votes(
         assert proc.wait(timeout=10) == -signal.SIGKILL
         acked += [int(line) for line in proc.stdout.read().split()]  # acknowledged before the kill
     finally:
-        if proc.poll() is None:
-            proc.kill()
-            proc.wait()
-        proc.stdout.close()
-        proc.stderr.close()
+        stop_voter(proc)
     if storage_backend.name == "sqlite":
         assert await storage_backend.raw("PRAGMA integrity_check") == [("ok",)]
     async with await storage_backend.open() as s:
@@ -708,11 +713,7 @@ async def test_postgres_acknowledged_votes_survive_a_server_crash(tmp_path):
             proc.wait(timeout=30)  # the voter fails: its connection is gone
             acked += [int(line) for line in proc.stdout.read().split()]
         finally:
-            if proc.poll() is None:
-                proc.kill()
-                proc.wait()
-            proc.stdout.close()
-            proc.stderr.close()
+            stop_voter(proc)
         cluster.restart()
         async with await storage_backend.open() as s:
             kept = {v.user_id: (v.user_id, v.vote, v.corrected_genre) for v in await s.votes(pid)}
