@@ -12,7 +12,8 @@ FROM python:3.11-slim AS wheel
 WORKDIR /src
 COPY pyproject.toml README.md ./
 COPY genre_model ./genre_model
-COPY genrebot ./genrebot
+COPY migrations ./migrations
+COPY testkit ./testkit
 COPY bot ./bot
 RUN pip wheel --no-cache-dir --no-deps --wheel-dir /wheels .
 

@@ -33,13 +33,11 @@ import tempfile  # noqa: E402
 import time  # noqa: E402
 from pathlib import Path  # noqa: E402
 
-REPO = Path(__file__).resolve().parents[1]
-sys.path[:0] = [str(REPO / "tests"), str(REPO)]
 
-from botharness import USER_ID, BotProcess  # noqa: E402
-from conftest import encode, synth_music  # noqa: E402
-from fakediscord import FakeDiscordServer  # noqa: E402
-from loadgen import RssSampler, fire, summary, worst_stall_ms  # noqa: E402
+from testkit.botharness import USER_ID, BotProcess  # noqa: E402
+from testkit.audio import encode, synth_music  # noqa: E402
+from testkit.fakediscord import FakeDiscordServer  # noqa: E402
+from testkit.loadgen import RssSampler, fire, summary, worst_stall_ms  # noqa: E402
 
 SR = 22050
 

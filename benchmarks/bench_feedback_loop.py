@@ -27,9 +27,6 @@ import sys
 import tempfile
 from pathlib import Path
 
-REPO = Path(__file__).resolve().parents[1]
-if str(REPO) not in sys.path:
-    sys.path.insert(0, str(REPO))
 
 from genre_model.dataset import ManifestRow, group_folds, load_dataset, regroup, write_manifest  # noqa: E402
 from genre_model.evaluate import format_report, report, score_tracks  # noqa: E402
@@ -53,7 +50,7 @@ def line(name: str, rep: dict) -> str:
 
 async def upload_and_vote(model: Path, uploads, work: Path) -> tuple[int, int, Path]:
     """Classify every upload, store it as the bot does, let members vote; export the corrections."""
-    from genrebot.storage import SqliteStorage
+    from bot.storage import SqliteStorage
 
     clf = Classifier(model)
     store = await SqliteStorage.open(work / "bot.sqlite3", work / "data")

@@ -36,9 +36,6 @@ from pathlib import Path
 
 import numpy as np
 
-REPO = Path(__file__).resolve().parents[1]
-if str(REPO) not in sys.path:
-    sys.path.insert(0, str(REPO))
 
 from genre_model.config import DEFAULT_MODEL_DIR  # noqa: E402
 

@@ -29,13 +29,11 @@ import tempfile
 import time
 from pathlib import Path
 
-REPO = Path(__file__).resolve().parents[1]
-sys.path[:0] = [str(REPO / "tests"), str(REPO)]
 
 import psutil  # noqa: E402
-from botharness import USER_ID, fake_discord, make_settings, running_bot  # noqa: E402
-from conftest import encode, synth_music  # noqa: E402
-from loadgen import fire, summary  # noqa: E402
+from testkit.botharness import USER_ID, fake_discord, make_settings, running_bot  # noqa: E402
+from testkit.audio import encode, synth_music  # noqa: E402
+from testkit.loadgen import fire, summary  # noqa: E402
 
 SR = 22050
 

@@ -20,12 +20,10 @@ from pathlib import Path
 
 import numpy as np
 
-REPO = Path(__file__).resolve().parents[1]
-sys.path[:0] = [str(REPO), str(REPO / "tests")]
 
 from genre_model.features import MUSICNN_FEATURES  # noqa: E402
-from genrebot.storage.postgres import PostgresStorage  # noqa: E402
-from genrebot.storage.sqlite import SqliteStorage  # noqa: E402
+from bot.storage.postgres import PostgresStorage  # noqa: E402
+from bot.storage.sqlite import SqliteStorage  # noqa: E402
 
 #: What the shipped model stores per prediction: 8 windows of 96 mel bands x 187 frames.
 WINDOWS = np.random.default_rng(0).normal(2.0, 1.0, (8, 96, 187, 1)).astype(np.float32)
@@ -74,7 +72,7 @@ async def main() -> None:
     cluster = None
     url = args.database_url
     if url is None:
-        from pgcluster import PostgresCluster
+        from testkit.pgcluster import PostgresCluster
 
         cluster = PostgresCluster().start()
         url = await cluster.create_database()

@@ -44,7 +44,7 @@ print(json.dumps({"variant": variant, "loaded_mb": loaded / 2**20, "after_predic
 
 def main() -> None:
     sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
-    from conftest import encode, synth_music  # the tests' clip synthesiser
+    from testkit.audio import encode, synth_music
 
     from genre_model.config import DEFAULT_MODEL_DIR
 

@@ -12,7 +12,7 @@ e.g.::
     python scripts/convert_musicnn.py /tmp/musicnn/wheel/musicnn \\
         genre_model/pretrained/msd_musicnn.weights.h5
     python scripts/convert_musicnn.py --model MSD_vgg /tmp/musicnn/wheel/musicnn \\
-        genre_model/pretrained/msd_vgg.weights.h5
+        research/musicnn_vgg/msd_vgg.weights.h5
 
 ``musicnn_package_dir`` is the unpacked ``musicnn`` package (the directory that
 contains ``models.py`` and ``MSD_musicnn/`` / ``MSD_vgg/``); the checkpoint
@@ -29,7 +29,7 @@ The TF1 variable scopes (``conv2d_N``, ``batch_normalization_N``, ``dense``,
 ``dense_1``; vgg's convs are named ``1CNN`` ... ``5CNN``) are auto-numbered in
 graph-construction order of ``musicnn.models.build_musicnn`` / ``vgg``; each
 model's ``variable_map`` in :data:`MODELS` spells out which Keras layer of
-:func:`genre_model.musicnn.build_msd_musicnn` / :func:`genre_model.musicnn_vgg.build_msd_vgg`
+:func:`genre_model.musicnn.build_msd_musicnn` / :func:`musicnn_vgg.build_msd_vgg` (research/musicnn_vgg)
 each one becomes.  Every
 model variable of the checkpoint must be used exactly once (the Adam slots and
 ``beta1_power``/``beta2_power`` optimizer state are ignored) and every Keras
@@ -52,10 +52,10 @@ import keras
 import tensorflow as tf
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
-if str(REPO_ROOT) not in sys.path:
-    sys.path.insert(0, str(REPO_ROOT))
+sys.path[:0] = [str(REPO_ROOT), str(REPO_ROOT / "research" / "musicnn_vgg")]  # MSD_vgg: research only
 
-from genre_model import musicnn, musicnn_vgg  # noqa: E402
+import musicnn_vgg  # noqa: E402
+from genre_model import musicnn  # noqa: E402
 
 # TF1 variable scope -> Keras layer name, in musicnn's graph-construction order.
 MUSICNN_VARIABLE_MAP = {

@@ -1,7 +1,7 @@
 """The storage backends the shared test-suite runs against: SQLite files and a real PostgreSQL.
 
 A :class:`Backend` is one fresh, empty database plus the data folder, with what tests need to reach
-it from outside the :class:`~genrebot.storage.Storage` API (raw SQL, the schema version, the
+it from outside the :class:`~bot.storage.Storage` API (raw SQL, the schema version, the
 environment a bot process is started with).
 """
 
@@ -11,9 +11,9 @@ import sqlite3
 from pathlib import Path
 from typing import Any
 
-from genrebot.backends import open_storage
-from genrebot.settings import load_settings
-from genrebot.storage import Storage
+from bot.backends import open_storage
+from bot.settings import load_settings
+from bot.storage import Storage
 
 BACKENDS = ("sqlite", "postgres")
 
@@ -60,7 +60,7 @@ class SqliteBackend(Backend):
         return {"GENREBOT_DB": str(self.db_path)}
 
     async def _open_with(self, migrations: Path) -> Storage:
-        from genrebot.storage.sqlite import SqliteStorage
+        from bot.storage.sqlite import SqliteStorage
 
         return await SqliteStorage.open(self.db_path, self.data_dir, migrations)
 
@@ -88,7 +88,7 @@ class PostgresBackend(Backend):
         return {"GENREBOT_DATABASE_URL": self.url}
 
     async def _open_with(self, migrations: Path) -> Storage:
-        from genrebot.storage.postgres import PostgresStorage
+        from bot.storage.postgres import PostgresStorage
 
         return await PostgresStorage.open(self.url, migrations)
 

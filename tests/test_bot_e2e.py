@@ -21,10 +21,10 @@ import subprocess
 
 import numpy as np
 import pytest
-from botharness import ADMIN_ID, COMMANDS, OTHER_ID, USER_ID, busy_worker, make_settings, poll, running_bot
+from testkit.botharness import ADMIN_ID, COMMANDS, OTHER_ID, USER_ID, busy_worker, make_settings, poll, running_bot
 from conftest import encode, synth_music
 
-from bot import replies
+from bot.discord_adapter import replies
 from genre_model.artifact import load_info
 from genre_model.config import DEFAULT_MODEL_DIR, GENRES, display_name
 from genre_model.predict import CLOSE_CALL

@@ -15,10 +15,10 @@ import subprocess
 import sys
 
 import pytest
-from botharness import USER_ID, BotProcess, poll
+from testkit.botharness import USER_ID, BotProcess, poll
 from conftest import encode, synth_music
 
-from bot import replies
+from bot.discord_adapter import replies
 
 pytestmark = pytest.mark.slow
 

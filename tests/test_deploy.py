@@ -15,11 +15,11 @@ from pathlib import Path
 import pytest
 import yaml
 
-from genrebot.settings import load_settings
+from bot.settings import load_settings
 
 REPO = Path(__file__).resolve().parents[1]
 COMPOSE = REPO / "deploy" / "compose.yaml"
-SETTINGS_SOURCE = (REPO / "genrebot" / "settings.py").read_text()
+SETTINGS_SOURCE = (REPO / "bot" / "settings.py").read_text()
 SECRETS = {"DISCORD_TOKEN": "token-from-dotenv", "POSTGRES_PASSWORD": "pw", "RAY_AUTH_TOKEN": "r" * 32}
 
 

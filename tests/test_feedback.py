@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from genrebot.feedback import Correction, Rated, Vote, corrections, label_from_votes, uploader_groups
+from bot.feedback import Correction, Rated, Vote, corrections, label_from_votes, uploader_groups
 
 R, W = "right", "wrong"
 

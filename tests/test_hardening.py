@@ -23,10 +23,10 @@ from pathlib import Path
 import pytest
 import pytest_asyncio
 from badcorpus import CASE_IDS, Case, build_corpus, good_song, long_mp3
-from botharness import ADMIN_ID, OTHER_ID, USER_ID, BotProcess, RecordingServer, make_settings, running_bot
-from loadgen import RssSampler, fire, poll_queue, reply_of, summary, tree_rss, worker_pids, worst_stall_ms
+from testkit.botharness import ADMIN_ID, OTHER_ID, USER_ID, BotProcess, RecordingServer, make_settings, running_bot
+from testkit.loadgen import RssSampler, fire, poll_queue, reply_of, summary, tree_rss, worker_pids, worst_stall_ms
 
-from bot import replies
+from bot.discord_adapter import replies
 
 pytestmark = [pytest.mark.slow, pytest.mark.asyncio(loop_scope="module")]
 

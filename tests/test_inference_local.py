@@ -9,9 +9,9 @@ import os
 import pytest
 from conftest import encode, store_with_v2, synth_music
 
-from genrebot.inference.base import InferenceBackend
-from genrebot.inference.local import InferencePool
-from genrebot.retraining import LiveModelFollower
+from bot.inference.base import InferenceBackend
+from bot.inference.local import InferencePool
+from bot.retraining import LiveModelFollower
 
 pytestmark = pytest.mark.slow
 
@@ -51,8 +51,8 @@ async def test_pool_serves_versions_and_follows_another_process(tmp_path, storag
 
 
 def test_queue_bound_refuses_when_full_and_gives_places_back_however_requests_end() -> None:
-    from genrebot.errors import QueueFull
-    from genrebot.inference.base import QueueBound
+    from bot.errors import QueueFull
+    from bot.inference.base import QueueBound
 
     bound = QueueBound(max_queue=2)
     with bound.slot():
@@ -73,7 +73,7 @@ def test_model_store_keeps_the_live_model_and_the_newest_others(tmp_path) -> Non
     import shutil
 
     from genre_model.config import DEFAULT_MODEL_DIR
-    from genrebot.inference.models import ModelStore
+    from bot.inference.models import ModelStore
 
     store = ModelStore(tmp_path / "models", DEFAULT_MODEL_DIR)
     for i in range(1, 9):  # v1 (oldest) ... v8 (newest)

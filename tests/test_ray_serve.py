@@ -13,14 +13,14 @@ import signal
 from pathlib import Path
 
 import pytest
-from botharness import USER_ID, BotProcess, busy_worker
+from testkit.botharness import USER_ID, BotProcess, busy_worker
 from conftest import encode, store_with_v2, synth_music
 
 from genre_model.config import DEFAULT_MODEL_DIR
 from genre_model.errors import ArtifactError, AudioError
-from genrebot.errors import InferenceFailed, QueueFull
-from genrebot.inference.base import ClassifyResult, InferenceBackend
-from genrebot.inference.models import ModelStore, unpack
+from bot.errors import InferenceFailed, QueueFull
+from bot.inference.base import ClassifyResult, InferenceBackend
+from bot.inference.models import ModelStore, unpack
 
 pytestmark = pytest.mark.slow
 
@@ -32,7 +32,7 @@ def song(tmp_path: Path, seconds: float = 8.0, seed: int = 0) -> bytes:
 
 
 def backend(store: ModelStore, **overrides):
-    from genrebot.inference.ray_serve import RayServeBackend
+    from bot.inference.ray_serve import RayServeBackend
 
     values = dict(address=None, replicas=1, max_replicas=0, replica_cpus=0.5, max_queue=8, timeout=60.0, local_cpus=2)
     values.update(overrides)

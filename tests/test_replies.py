@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from bot import replies
+from bot.discord_adapter import replies
 from genre_model.predict import verdict
 
 TOP = [("reggae", 0.46), ("hiphop", 0.40), ("pop", 0.08)]

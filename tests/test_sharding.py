@@ -12,12 +12,12 @@ import signal
 
 import pytest
 import pytest_asyncio
-from botharness import OTHER_ID, USER_ID, BotProcess, make_settings, poll, running_bot
+from testkit.botharness import OTHER_ID, USER_ID, BotProcess, make_settings, poll, running_bot
 from conftest import encode, synth_music
-from fakediscord.sharding import ShardedFakeDiscordServer, shard_of
+from testkit.fakediscord.sharding import ShardedFakeDiscordServer, shard_of
 
-from bot import replies
-from genrebot.ratelimit import Cooldowns
+from bot.discord_adapter import replies
+from bot.ratelimit import Cooldowns
 
 pytestmark = pytest.mark.slow
 
@@ -138,8 +138,8 @@ def test_cooldowns_forget_users_whose_pause_is_over():
 
 
 def test_scaling_settings_are_read_and_checked_together():
-    from genrebot.errors import SettingsError
-    from genrebot.settings import load_settings
+    from bot.errors import SettingsError
+    from bot.settings import load_settings
 
     def settings(**env: str):
         return load_settings({"DISCORD_TOKEN": "x", **env}, dotenv=False)

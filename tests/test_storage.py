@@ -19,9 +19,9 @@ import pytest
 import pytest_asyncio
 
 from genre_model.features import read_windows
-from genrebot.errors import StorageError
-from genrebot.storage import Stats, Storage, Vote, base
-from genrebot.storage.migrate import load_migrations, migrations_dir, split_postgres, split_sqlite
+from bot.errors import StorageError
+from bot.storage import Stats, Storage, Vote, base
+from bot.storage.migrate import load_migrations, migrations_dir, split_postgres, split_sqlite
 
 pytestmark = pytest.mark.asyncio
 
@@ -137,6 +137,27 @@ async def test_predictions_from_before_the_sound_migration_are_music(storage_bac
         assert old.sound == "music" and old.music and (old.user_id, old.genre) == (7, "rock")
 
 
+async def test_postgres_database_from_the_old_numbering_migrates_in_step(pg_cluster, tmp_path):
+    """Before the two histories were put in step, PostgreSQL's 002 was the sound column. Such a
+    database is at version 2 with the column; opened now, it runs 003_sound as a no-op."""
+    from storage_backends import PostgresBackend
+
+    old = tmp_path / "old"
+    old.mkdir()
+    (old / "001_initial.sql").write_text((migrations_dir("postgres") / "001_initial.sql").read_text())
+    (old / "002_sound.sql").write_text((migrations_dir("postgres") / "003_sound.sql").read_text())
+    backend = PostgresBackend(tmp_path, await pg_cluster.create_database())
+    try:
+        async with await backend.open(old) as s:
+            assert await s.schema_version() == 2
+        async with await backend.open() as s:
+            assert await s.schema_version() == newest(backend)
+            pid = await add_prediction(s)
+            assert (await s.get_prediction(pid)).sound == "music"
+    finally:
+        await pg_cluster.drop_database(backend.url)
+
+
 async def test_migration_files_are_validated(tmp_path):
     mig = tmp_path / "m"
     mig.mkdir()
@@ -190,14 +211,19 @@ async def test_split_postgres_keeps_function_bodies_strings_and_comments():
     assert statements[1].endswith("LANGUAGE plpgsql;") and "RETURN NEW;" in statements[1]
 
 
-async def test_packaged_migrations_are_package_data():
-    for name in ("sqlite", "postgres"):
-        assert migrations_dir(name) == REPO / "genrebot" / "storage" / "migrations" / name
-    assert load_migrations(migrations_dir("postgres"), split_postgres)[0].name == "001_initial"
+async def test_packaged_migrations_are_the_top_level_folder_kept_in_step():
+    """The top-level migrations/ folder is what the package ships (as bot.migrations), and both
+    dialects' histories have the same numbers and names: NNN_name means one change everywhere."""
+    histories = {}
+    for name, split in (("sqlite", split_sqlite), ("postgres", split_postgres)):
+        assert migrations_dir(name) == REPO / "migrations" / name
+        histories[name] = [(m.number, m.name) for m in load_migrations(migrations_dir(name), split)]
+    assert histories["sqlite"] == histories["postgres"]
+    assert histories["sqlite"][0] == (1, "001_initial")
 
 
 async def test_sqlite_pragmas(tmp_path):
-    from genrebot.storage.sqlite import SqliteStorage
+    from bot.storage.sqlite import SqliteStorage
 
     async with await SqliteStorage.open(tmp_path / "bot.sqlite3", tmp_path / "data") as s:
         assert (await s._fetchone("PRAGMA journal_mode"))[0] == "wal"
@@ -223,7 +249,7 @@ async def test_postgres_commits_synchronously_whatever_the_server_default(pg_clu
 
 
 async def test_postgres_url_password_never_shown(pg_cluster):
-    from genrebot.storage.postgres import PostgresStorage, redact
+    from bot.storage.postgres import PostgresStorage, redact
 
     assert redact("postgresql://bot:s3cret@db.example:5432/genrebot") == "postgresql://bot:***@db.example:5432/genrebot"
     url = pg_cluster.url("no_such_database").replace("genrebot@", "genrebot:s3cret@")
@@ -621,8 +647,8 @@ async def test_concurrent_writes_are_serialised(store):
 VOTER = textwrap.dedent(
     """
     import asyncio, json, sys
-    from genrebot.backends import open_storage
-    from genrebot.settings import load_settings
+    from bot.backends import open_storage
+    from bot.settings import load_settings
 
     async def main():
         env, pid = json.loads(sys.argv[1]), int(sys.argv[2])
@@ -698,7 +724,7 @@ async def test_vote_burst_survives_sigkill_and_old_predictions_still_take_votes(
 async def test_postgres_acknowledged_votes_survive_a_server_crash(tmp_path):
     """The database server itself dies mid-burst (immediate shutdown: no checkpoint, WAL replay on
     start): every vote it acknowledged is there afterwards."""
-    from pgcluster import PostgresCluster
+    from testkit.pgcluster import PostgresCluster
     from storage_backends import PostgresBackend
 
     cluster = PostgresCluster().start()

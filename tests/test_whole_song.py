@@ -78,7 +78,7 @@ def test_coverage_says_what_was_analysed(analysed: float, duration: float, windo
 
 
 def test_bot_reply_says_what_was_analysed() -> None:
-    from bot import replies
+    from bot.discord_adapter import replies
 
     embed = replies.prediction_embed(file_name="song.mp3", genre="rock", confidence=0.6, top_k=[("rock", 0.6)],
                                      duration_s=180.0, model_version="v1", analysed_s=47.9, n_windows=16)

@@ -1,0 +1,284 @@
+"""The storage interface: row types, the :class:`Storage` protocol, and the checks every backend shares.
+
+Two implementations sit side by side: :mod:`bot.storage.sqlite` (one machine, the default)
+and :mod:`bot.storage.postgres` (several bot processes sharing one database).
+:func:`bot.backends.open_storage` picks one from the settings.
+
+Guarantees every backend keeps (and the shared test-suite checks on both):
+
+* a write is durable when its method returns (a killed bot process loses no acknowledged vote);
+* one vote per user per prediction; a reaction removal only retracts the vote it added;
+* :meth:`Storage.forget_user` deletes a user's predictions with everything stored for them
+  (feature windows, kept audio, every vote on them) and the user's votes elsewhere;
+* the schema is versioned; a database newer than the code refuses to open.
+"""
+
+from __future__ import annotations
+
+import abc
+import dataclasses
+import datetime as dt
+import io
+import re
+from pathlib import Path, PurePath
+from typing import Any, Iterable, Protocol, Self, Sequence, runtime_checkable
+
+import numpy as np
+
+from genre_model.features import read_windows
+from bot.feedback import VOTES, Correction, Rated, Vote, check_label
+
+__all__ = ["Correction", "ModelRow", "Prediction", "Stats", "Storage", "StorageBase", "VOTES", "Vote",
+           "audio_suffix", "check_label", "check_sound", "check_vote", "prediction_fields", "stats_from_row",
+           "utcnow"]
+
+
+@dataclasses.dataclass(frozen=True)
+class Prediction:
+    """One classified upload. ``created_at`` is ISO-8601 UTC; ``has_windows`` / ``has_audio`` say
+    whether its feature windows / the uploaded file are kept. ``sound`` is "music", or what the
+    upload sounded like instead ("speech", "tone", "noise"): then the reply named no genre, and
+    ``genre``/``top_k`` are only what the genre head said."""
+
+    id: int
+    user_id: int
+    guild_id: int | None
+    channel_id: int | None
+    message_id: int | None
+    interaction_id: int | None
+    created_at: str
+    file_name: str
+    file_sha256: str
+    duration_s: float
+    model_version: str
+    genre: str
+    confidence: float
+    top_k: tuple[tuple[str, float], ...]
+    has_windows: bool
+    has_audio: bool
+    sound: str = "music"
+
+    @property
+    def music(self) -> bool:
+        return self.sound == "music"
+
+
+@dataclasses.dataclass(frozen=True)
+class ModelRow:
+    """A trained model known to the bot; ``path`` is relative to the data folder."""
+
+    version: str
+    created_at: str
+    path: str
+    metrics: dict[str, Any]
+    is_live: bool
+    note: str
+
+
+@dataclasses.dataclass(frozen=True)
+class Stats:
+    """Counts for ``/genre-stats``; ``feedback_accuracy`` is None without feedback; ``n_not_music``
+    of the ``n_predictions`` were answered "not music"."""
+
+    n_predictions: int
+    n_votes_right: int
+    n_votes_wrong: int
+    n_corrections: int
+    n_predictions_with_feedback: int
+    feedback_accuracy: float | None
+    live_model_version: str | None
+    n_not_music: int = 0
+
+
+@runtime_checkable
+class Storage(Protocol):
+    """Predictions, votes and models, for the bot. Every method is a coroutine safe to call
+    concurrently; every write is one transaction, committed (durable) before it returns."""
+
+    async def close(self) -> None:
+        """Release connections; waits for running statements."""
+
+    async def __aenter__(self) -> "Storage": ...
+
+    async def __aexit__(self, *exc_info: object) -> None: ...
+
+    async def schema_version(self) -> int:
+        """The number of the last applied migration."""
+
+    # -- predictions
+    async def record_prediction(self, *, user_id: int, guild_id: int | None, channel_id: int | None,
+                                interaction_id: int | None, file_name: str, file_sha256: str, duration_s: float,
+                                model_version: str, top_k: Sequence[tuple[str, float]], windows: np.ndarray | None,
+                                feature_config: dict | None, audio: bytes | None = None, sound: str = "music") -> int:
+        """Store a prediction with its feature windows (and the upload itself only if ``audio`` is
+        given: GENREBOT_KEEP_AUDIO); return its id. Row and files are stored together or not at all.
+        ``sound`` is what the upload sounded like ("music", or e.g. "speech": then no genre was given)."""
+
+    async def attach_message(self, prediction_id: int, message_id: int) -> None:
+        """Remember the bot's reply message, so reactions find the prediction."""
+
+    async def get_prediction(self, prediction_id: int) -> Prediction | None: ...
+
+    async def prediction_by_message(self, message_id: int) -> Prediction | None: ...
+
+    async def windows(self, prediction_id: int) -> tuple[np.ndarray, dict] | None:
+        """The stored feature windows and their feature settings, or None."""
+
+    async def audio(self, prediction_id: int) -> tuple[bytes, str] | None:
+        """The kept upload and its file suffix (``".mp3"``), or None."""
+
+    # -- feedback
+    async def set_vote(self, prediction_id: int, user_id: int, vote: str) -> None:
+        """Record ``vote`` ('right'/'wrong'), replacing this user's earlier vote (a 'right' clears
+        a correction, a bare 'wrong' keeps it). Unknown prediction -> StorageError."""
+
+    async def set_correction(self, prediction_id: int, user_id: int, genre: str) -> None:
+        """Record a 'wrong' vote naming the right genre (replaces the user's vote)."""
+
+    async def retract_vote(self, prediction_id: int, user_id: int, vote: str) -> bool:
+        """Delete the user's vote only if it is still ``vote``; True if deleted."""
+
+    async def votes(self, prediction_id: int) -> list[Vote]:
+        """The current votes on a prediction, oldest first."""
+
+    async def stats(self) -> Stats: ...
+
+    # -- models
+    async def record_model(self, version: str, path: str, metrics: dict, note: str = "") -> None:
+        """Register a trained model (not live yet); a known version -> StorageError."""
+
+    async def set_live_model(self, version: str) -> None:
+        """Make ``version`` the one live model; unknown version -> StorageError."""
+
+    async def live_model(self) -> ModelRow | None: ...
+
+    async def list_models(self) -> list[ModelRow]:
+        """All models, oldest first."""
+
+    # -- privacy and retraining data
+    async def forget_user(self, user_id: int) -> tuple[int, int]:
+        """Delete the user's predictions (with windows, audio and every vote on them) and the
+        user's votes elsewhere; returns (predictions deleted, feedback rows deleted)."""
+
+    async def corrections(self) -> list[Correction]:
+        """The correction dataset (:func:`bot.feedback.corrections` over every prediction
+        of music with windows and votes)."""
+
+    async def export_corrections(self, out_dir: Path) -> int:
+        """Write the correction dataset as ``<label>/pred-<id>.npz`` + ``MANIFEST.csv`` into an
+        empty or missing ``out_dir``; returns the number of examples written."""
+
+
+class StorageBase(abc.ABC):
+    """What every backend shares, on top of its hooks ``close``, ``_windows_file``,
+    ``_upsert_feedback`` and ``corrections``."""
+
+    @abc.abstractmethod
+    async def close(self) -> None:
+        """Release connections; waits for running statements."""
+
+    @abc.abstractmethod
+    async def _windows_file(self, prediction_id: int) -> bytes | None:
+        """The stored windows file's bytes, or None."""
+
+    @abc.abstractmethod
+    async def _upsert_feedback(self, prediction_id: int, user_id: int, vote: str, genre: str | None) -> None:
+        """Insert or replace the user's vote (a 'right' clears a correction); unknown prediction -> StorageError."""
+
+    @abc.abstractmethod
+    async def corrections(self) -> list[Correction]: ...
+
+    async def __aenter__(self) -> Self:
+        return self
+
+    async def __aexit__(self, *exc_info: object) -> None:
+        await self.close()
+
+    async def windows(self, prediction_id: int) -> tuple[np.ndarray, dict] | None:
+        data = await self._windows_file(prediction_id)
+        return None if data is None else read_windows(io.BytesIO(data))
+
+    async def set_vote(self, prediction_id: int, user_id: int, vote: str) -> None:
+        check_vote(vote)
+        await self._upsert_feedback(prediction_id, user_id, vote, None)
+
+    async def set_correction(self, prediction_id: int, user_id: int, genre: str) -> None:
+        await self._upsert_feedback(prediction_id, user_id, "wrong", check_label(genre))
+
+    async def export_corrections(self, out_dir: Path) -> int:
+        from bot.storage import export
+
+        return await export.export_corrections(Path(out_dir), await self.corrections(), self._windows_file)
+
+
+# ---------------------------------------------------------------------------------------- shared checks
+
+
+def utcnow() -> dt.datetime:
+    """The current time, UTC (one place, so tests can make it tick deterministically)."""
+    return dt.datetime.now(dt.timezone.utc)
+
+
+def iso(moment: dt.datetime) -> str:
+    """ISO-8601 UTC with microseconds, as row types carry times (sorts as text)."""
+    return moment.astimezone(dt.timezone.utc).isoformat(timespec="microseconds")
+
+
+def check_sound(sound: str) -> str:
+    """What an upload sounded like: a short plain word ("music", "speech", ...)."""
+    if not isinstance(sound, str) or not re.fullmatch(r"[a-z][a-z_-]{0,31}", sound):
+        raise ValueError(f"not a usable sound: {sound!r}")
+    return sound
+
+
+def check_vote(vote: str) -> None:
+    if vote not in VOTES:
+        raise ValueError(f"vote must be 'right' or 'wrong', not {vote!r}")
+
+
+def ranked_top_k(top_k: Sequence[tuple[str, float]]) -> list[tuple[str, float]]:
+    """``top_k`` best first, as plain ``(str, float)`` pairs; empty -> ValueError."""
+    ranked = sorted(((str(label), float(p)) for label, p in top_k), key=lambda lp: -lp[1])
+    if not ranked:
+        raise ValueError("top_k is empty")
+    return ranked
+
+
+def prediction_fields(top_k: Sequence[tuple[str, float]], sound: str, windows: np.ndarray | None,
+                      feature_config: dict | None) -> tuple[list[tuple[str, float]], str, float]:
+    """The checks before storing a prediction -> ``(ranked top_k, genre, confidence)``."""
+    ranked = ranked_top_k(top_k)
+    check_sound(sound)
+    genre, confidence = ranked[0]
+    if windows is not None and feature_config is None:
+        raise ValueError("windows need the feature_config they were made with")
+    return ranked, genre, confidence
+
+
+def stats_from_row(row: Sequence[Any]) -> Stats:
+    """:class:`Stats` from the stats query's row: predictions, right, wrong, corrections, predictions
+    with feedback, predictions voted right by majority, live version, not music."""
+    n_pred, right, wrong, corrections, with_feedback, majority_right, live, not_music = tuple(row)
+    return Stats(n_pred, right, wrong, corrections, with_feedback,
+                 majority_right / with_feedback if with_feedback else None, live, not_music)
+
+
+_SUFFIX = re.compile(r"^\.[a-z0-9]{1,10}$")
+
+
+def audio_suffix(file_name: str) -> str:
+    """The suffix a kept upload is stored under: the file name's own if it is plain
+    (``".mp3"``), else ``".bin"``. Never a path separator or anything a shell would mind."""
+    suffix = PurePath(file_name).suffix.lower()
+    return suffix if _SUFFIX.match(suffix) else ".bin"
+
+
+def rated(rows: Iterable[Sequence[Any]]) -> list[Rated]:
+    """Rows of ``(prediction id, uploader, file sha256, genre, voter, vote, corrected genre)``,
+    sorted by prediction then vote time -> one :class:`bot.feedback.Rated` per prediction."""
+    votes: dict[int, list[Vote]] = {}
+    first: dict[int, tuple[int, str, str]] = {}
+    for pid, uploader, sha, genre, voter, vote, corrected in rows:
+        first.setdefault(pid, (uploader, sha, genre))
+        votes.setdefault(pid, []).append(Vote(voter, vote, corrected))
+    return [Rated(pid, *first[pid], tuple(v)) for pid, v in votes.items()]
