@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import hashlib
 import json
 import subprocess
 import sys
@@ -28,6 +27,7 @@ import tempfile
 from pathlib import Path
 
 
+from bot.storage.base import Upload  # noqa: E402
 from genre_model.dataset import ManifestRow, group_folds, load_dataset, regroup, write_manifest  # noqa: E402
 from genre_model.evaluate import format_report, report, score_tracks  # noqa: E402
 from genre_model.predict import Classifier  # noqa: E402
@@ -60,11 +60,8 @@ async def upload_and_vote(model: Path, uploads, work: Path) -> tuple[int, int, P
             data = track.path.read_bytes()
             pred = clf.predict(data)
             uploader = 1000 + i % UPLOADERS
-            pid = await store.record_prediction(
-                user_id=uploader, guild_id=1, channel_id=2, interaction_id=10_000 + i, file_name=track.path.name,
-                file_sha256=hashlib.sha256(data).hexdigest(), duration_s=pred.duration_s,
-                model_version=pred.model_version, top_k=pred.top_k(3), windows=pred.windows,
-                feature_config=clf.info.features.to_dict(), sound=pred.sound)
+            upload = Upload(uploader, 1, 2, 10_000 + i, track.path.name, data)
+            pid = await store.record_prediction(upload, pred, keep_windows=pred.music, keep_audio=False)
             member = 2000 + i % 3
             if pred.genre != track.label:
                 wrong += 1

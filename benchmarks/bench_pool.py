@@ -36,7 +36,7 @@ import psutil
 workers, clip_dir = int(sys.argv[1]), Path(sys.argv[2])
 try:
     from bot.inference.local import InferencePool
-    from bot.inference.models import ModelStore
+    from bot.model_store import ModelStore
 except ImportError:  # the baseline: the pool still lived in the bot, and took a model folder
     from bot.pool import InferencePool
     ModelStore = None

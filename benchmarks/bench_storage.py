@@ -13,7 +13,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import statistics
-import sys
 import tempfile
 import time
 from pathlib import Path
@@ -23,17 +22,20 @@ import numpy as np
 
 from genre_model.features import MUSICNN_FEATURES  # noqa: E402
 from bot.storage.postgres import PostgresStorage  # noqa: E402
+from bot.storage.base import Upload  # noqa: E402
 from bot.storage.sqlite import SqliteStorage  # noqa: E402
+from genre_model.predict import Prediction  # noqa: E402
 
 #: What the shipped model stores per prediction: 8 windows of 96 mel bands x 187 frames.
 WINDOWS = np.random.default_rng(0).normal(2.0, 1.0, (8, 96, 187, 1)).astype(np.float32)
 
 
 async def record(store, user_id: int) -> int:
-    return await store.record_prediction(
-        user_id=user_id, guild_id=1, channel_id=2, interaction_id=3, file_name="song.mp3",
-        file_sha256=f"{user_id:064x}", duration_s=30.0, model_version="bench", top_k=[("rock", 0.7), ("pop", 0.3)],
-        windows=WINDOWS, feature_config=MUSICNN_FEATURES.to_dict())
+    prediction = Prediction(genre="rock", probabilities={"rock": 0.7, "pop": 0.3}, timeline=[], duration_s=30.0,
+                            analysed_s=30.0, model_version="bench", windows=WINDOWS, spectrogram=np.zeros((0, 0)),
+                            features=MUSICNN_FEATURES)
+    upload = Upload(user_id, 1, 2, 3, "song.mp3", f"file of {user_id}".encode())
+    return await store.record_prediction(upload, prediction, keep_windows=True, keep_audio=False)
 
 
 async def measure(store, n: int) -> dict[str, float]:

@@ -7,9 +7,10 @@ import logging
 from genre_model.errors import ArtifactError
 from bot.errors import SettingsError
 from bot.inference.base import InferenceBackend
-from bot.inference.models import ModelStore
+from bot.model_store import ModelStore
 from bot.settings import Settings
-from bot.storage import SqliteStorage, Storage
+from bot.storage.base import Storage
+from bot.storage.sqlite import SqliteStorage
 
 log = logging.getLogger(__name__)
 
@@ -59,9 +60,8 @@ def make_inference(settings: Settings, store: ModelStore) -> InferenceBackend:
                          settings.data_dir / "tmp")
 
 
-async def start_inference(settings: Settings, storage: Storage) -> InferenceBackend:
-    """The configured backend, warmed up and serving the live model."""
-    store = model_store(settings)
+async def start_inference(settings: Settings, storage: Storage, store: ModelStore) -> InferenceBackend:
+    """The configured backend, warmed up and serving the live model from ``store``."""
     version = await live_version(settings, storage, store)
     inference = make_inference(settings, store)
     await inference.start(version)

@@ -10,7 +10,6 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import datetime as dt
-import json
 import logging
 import shutil
 from typing import Awaitable, Callable
@@ -19,6 +18,7 @@ from genre_model import retrain
 from genre_model.errors import ArtifactError
 from bot.errors import InferenceFailed
 from bot.inference.base import InferenceBackend
+from bot.model_store import ModelStore
 from bot.settings import Settings
 from bot.storage.base import Storage
 
@@ -29,74 +29,73 @@ Progress = Callable[[str], Awaitable[None]]
 
 @dataclasses.dataclass(frozen=True)
 class RetrainOutcome:
-    """How a retrain ended: ``promoted`` (now live), ``kept`` (candidate not better) or ``failed``."""
+    """How a retrain ended: ``promoted`` (``candidate`` now serves), ``kept`` (the candidate was not
+    better) or ``failed`` (``problem`` says why); ``serving`` is the version live afterwards and
+    ``reason`` the promotion rule's verdict. :mod:`bot.discord_adapter.replies` words it."""
 
     status: str
-    message: str
-    version: str | None = None
+    serving: str
+    candidate: str | None = None
+    reason: str = ""
+    problem: str = ""
 
 
-async def run_retrain(settings: Settings, storage: Storage, inference: InferenceBackend,
+async def run_retrain(settings: Settings, storage: Storage, inference: InferenceBackend, store: ModelStore,
                       progress: Progress) -> RetrainOutcome:
     """Train a candidate on base data + corrections; promote it if it is not worse. Never raises for
     a failed training run: the live model keeps serving and the outcome says why.
 
-    The candidate joins the model store (``data/models/<version>``) and is promoted by version:
+    The candidate joins the model ``store`` (``data/models/<version>``) and is promoted by version:
     every worker or replica of the backend serves it once this returns "promoted"."""
     if settings.base_data is None:
         raise ValueError("retraining needs base data (GENREBOT_BASE_DATA)")
     stamp = dt.datetime.now(dt.timezone.utc).strftime("%Y%m%d-%H%M%S")
     work = settings.data_dir / "retrain" / stamp
+    live = inference.model_version
     try:
         corrections = work / "corrections"
         n_corrections = await storage.export_corrections(corrections)
         candidate = work / "candidate"
-        store = inference.store
-        argv = retrain.command(base=settings.base_data, corrections=corrections if n_corrections else None,
-                               holdout=settings.holdout_data, live=store.path(inference.model_version), out=candidate,
-                               cache=settings.data_dir / "cache", epochs=settings.retrain_epochs)
+        request = retrain.RetrainRequest(base=settings.base_data, live=store.path(live), out=candidate,
+                                         corrections=corrections if n_corrections else None,
+                                         holdout=settings.holdout_data, cache=settings.data_dir / "cache",
+                                         epochs=settings.retrain_epochs)
         await progress(f"Retraining with {n_corrections} corrections\N{HORIZONTAL ELLIPSIS}")
-        process = await asyncio.create_subprocess_exec(*argv, stdout=asyncio.subprocess.PIPE,
+        process = await asyncio.create_subprocess_exec(*request.argv(), stdout=asyncio.subprocess.PIPE,
                                                        stderr=asyncio.subprocess.DEVNULL)
-        result, error = None, None
+        result: retrain.RetrainResult | None = None
+        error: str | None = None
         assert process.stdout is not None
         async for raw in process.stdout:
-            try:
-                event = json.loads(raw)
-            except ValueError:
-                continue
-            if event.get("event") == "result":
+            event = retrain.read_event(raw)
+            if isinstance(event, retrain.RetrainResult):
                 result = event
-            elif event.get("event") == "error":
-                error = event.get("message")
-            elif event.get("event") == "progress":
-                await progress(str(event.get("message", ""))[:300])
+            elif isinstance(event, retrain.RetrainFailed):
+                error = event.message
+            elif isinstance(event, retrain.Progress):
+                await progress(event.message[:300])
         code = await process.wait()
         if code != 0 or result is None:
-            return RetrainOutcome("failed", f"Retrain failed ({error or f'exit code {code}'}); "
-                                            f"model {inference.model_version} keeps serving.")
+            return RetrainOutcome("failed", live, problem=error or f"exit code {code}")
         try:
             version = await asyncio.to_thread(store.add, candidate)
         except ArtifactError as exc:
-            return RetrainOutcome("failed", f"Retrain failed ({exc}); model {inference.model_version} keeps serving.")
+            return RetrainOutcome("failed", live, problem=str(exc))
         await storage.record_model(version, str(store.path(version).relative_to(settings.data_dir)),
-                                   {"candidate": result["candidate"], "live": result["live"]}, note=result["reason"])
-        if not result["promote"]:
-            return RetrainOutcome("kept", f"Not promoted: {result['reason']}. "
-                                          f"Model {inference.model_version} keeps serving.", version)
-        live_before = inference.model_version
+                                   {"candidate": result.candidate, "live": result.reference}, note=result.reason)
+        if not result.promote:
+            return RetrainOutcome("kept", live, version, reason=result.reason)
         try:
             await inference.serve_version(version)
         except (ArtifactError, InferenceFailed) as exc:
-            return RetrainOutcome("failed", f"Model {version} could not be rolled out ({exc}); "
-                                            f"model {live_before} keeps serving.", version)
+            return RetrainOutcome("failed", live, version, problem=f"it could not be rolled out ({exc})")
         await storage.set_live_model(version)
-        return RetrainOutcome("promoted", f"Promoted model {version}: {result['reason']}.", version)
+        return RetrainOutcome("promoted", version, version, reason=result.reason)
     finally:
         # The exported corrections are copies of members' data: none outlives the run
         # (/genre-forget must not miss them); the candidate has moved to the model store.
         await asyncio.to_thread(shutil.rmtree, work, True)
-        pruned = await asyncio.to_thread(inference.store.prune, {inference.model_version})
+        pruned = await asyncio.to_thread(store.prune, {inference.model_version})
         if pruned:
             log.info("model store: removed old models %s", ", ".join(pruned))
 

@@ -23,7 +23,7 @@ from genre_model.config import (
 )
 from genre_model.errors import ArtifactError
 from genre_model.linear import softmax, song_probabilities
-from genre_model.features import load_windows, song_features, song_window_starts, window_spans
+from genre_model.features import FeatureConfig, load_windows, song_features, song_window_starts, window_spans
 from genre_model.nativelog import native_stderr_to_log
 
 log = logging.getLogger(__name__)
@@ -110,6 +110,8 @@ class Prediction:
     sound: str = "music"
     #: The strongest MSD tags of the song (musicnn's 50 tags; not genres), strongest first.
     tags: list[tuple[str, float]] = dataclasses.field(default_factory=list)
+    #: The feature settings the windows were made with (kept with them, so they stay usable).
+    features: FeatureConfig | None = dataclasses.field(default=None, repr=False)
 
     @property
     def music(self) -> bool:
@@ -144,6 +146,10 @@ class Prediction:
     def probabilities_array(self, labels: tuple[str, ...]) -> np.ndarray:
         """Probabilities as a vector in ``labels`` order."""
         return np.array([self.probabilities[label] for label in labels])
+
+    def without_spectrogram(self) -> "Prediction":
+        """A copy without the picture's spectrogram (once the picture is drawn): what a worker sends back."""
+        return dataclasses.replace(self, spectrogram=np.zeros((0, 0), np.float32))
 
     def image(self, labels: tuple[str, ...], name: str = "") -> bytes:
         """PNG: the spectrogram with the genre timeline under it (analysed windows marked)."""
@@ -356,7 +362,7 @@ class Classifier:
             timeline=timeline, duration_s=duration, analysed_s=covered_seconds(timeline, duration),
             model_version=self.version, windows=windows, spectrogram=overview,
             seconds_per_frame=step * cfg.hop_length / cfg.sample_rate, sample_rate=cfg.sample_rate,
-            sound=sound, tags=self.tags(embeddings),
+            sound=sound, tags=self.tags(embeddings), features=cfg,
         )
 
 

@@ -39,22 +39,89 @@ HOLDOUT_FRACTION = 0.2
 HOLDOUT_SCORES = ("n_tracks", "accuracy", "balanced_accuracy", "macro_f1", "ece")
 
 
-def command(*, base: Path, corrections: Path | None, holdout: Path | None, live: Path, out: Path, cache: Path,
-            epochs: int = 0) -> list[str]:
-    """argv for running a retrain in a fresh Python process."""
-    argv = [sys.executable, "-m", "genre_model.retrain", "--base", str(base), "--live", str(live), "--out", str(out),
-            "--cache", str(cache)]
-    if corrections is not None:
-        argv += ["--corrections", str(corrections)]
-    if holdout is not None:
-        argv += ["--holdout", str(holdout)]
-    if epochs:
-        argv += ["--epochs", str(epochs)]
-    return argv
+@dataclasses.dataclass(frozen=True)
+class RetrainRequest:
+    """What to retrain from and where to write the candidate: the process's command line, typed."""
+
+    base: Path
+    live: Path
+    out: Path
+    corrections: Path | None = None
+    holdout: Path | None = None
+    cache: Path | None = None
+    epochs: int = 0
+
+    def argv(self) -> list[str]:
+        """The command that runs this request in a fresh Python process (:func:`main` reads it back)."""
+        argv = [sys.executable, "-m", "genre_model.retrain", "--base", str(self.base), "--live", str(self.live),
+                "--out", str(self.out)]
+        for flag, value in (("--corrections", self.corrections), ("--holdout", self.holdout), ("--cache", self.cache)):
+            if value is not None:
+                argv += [flag, str(value)]
+        return argv + (["--epochs", str(self.epochs)] if self.epochs else [])
+
+    @classmethod
+    def parse(cls, argv: Sequence[str] | None = None) -> "RetrainRequest":
+        parser = argparse.ArgumentParser(prog="python -m genre_model.retrain", description=__doc__)
+        parser.add_argument("--base", type=Path, required=True, help="base training data (genre folders or manifest)")
+        parser.add_argument("--corrections", type=Path, default=None,
+                            help="exported corrections (genre-bot export-corrections)")
+        parser.add_argument("--holdout", type=Path, default=None,
+                            help="fixed held-out data (default: a fixed split of --base)")
+        parser.add_argument("--live", type=Path, required=True, help="the live model directory")
+        parser.add_argument("--out", type=Path, required=True, help="where to write the candidate model")
+        parser.add_argument("--cache", type=Path, default=None,
+                            help="folder for cached embeddings (kept between retrains)")
+        parser.add_argument("--epochs", type=int, default=0)
+        return cls(**vars(parser.parse_args(argv)))
 
 
-def emit(event: str, **fields: Any) -> None:
-    print(json.dumps({"event": event, **fields}), flush=True)
+@dataclasses.dataclass(frozen=True)
+class Progress:
+    """A line of progress, for the admin who asked."""
+
+    message: str
+
+
+@dataclasses.dataclass(frozen=True)
+class RetrainResult:
+    """The verdict: the candidate ``version`` at ``path``, whether to ``promote`` it and why, and the
+    held-out scores of the candidate and of the ``reference`` it was compared with."""
+
+    promote: bool
+    reason: str
+    version: str
+    path: str
+    candidate: dict[str, Any]
+    reference: dict[str, Any]
+    reference_name: str
+
+
+@dataclasses.dataclass(frozen=True)
+class RetrainFailed:
+    """Why the retrain could not finish, in one readable line."""
+
+    message: str
+
+
+Event = Progress | RetrainResult | RetrainFailed
+_EVENTS: dict[str, type] = {"progress": Progress, "result": RetrainResult, "error": RetrainFailed}
+
+
+def write_event(event: Event) -> None:
+    """One event as a JSON line on stdout (:func:`read_event` reads it back)."""
+    name = next(k for k, v in _EVENTS.items() if isinstance(event, v))
+    print(json.dumps({"event": name, **dataclasses.asdict(event)}), flush=True)
+
+
+def read_event(line: bytes | str) -> Event | None:
+    """The event a line of the retrain process's stdout carries, or None for any other line."""
+    try:
+        data = json.loads(line)
+        kind = _EVENTS[data.pop("event")]
+        return kind(**data)
+    except (ValueError, TypeError, KeyError, AttributeError):
+        return None
 
 
 def not_worse(candidate: dict[str, Any], live: dict[str, Any]) -> tuple[bool, str]:
@@ -98,73 +165,66 @@ def fingerprint(tracks: Sequence[Any]) -> str:
     return hashlib.sha256("\n".join(sorted(sha256(t.path) for t in tracks)).encode()).hexdigest()[:16]
 
 
-def run(args: argparse.Namespace) -> int:
+def run(request: RetrainRequest) -> int:
+    """Train, score and judge a candidate; the events go to stdout (:func:`write_event`)."""
     from genre_model.artifact import load_info, update_training
     from genre_model.dataset import ManifestRow, load_dataset, write_manifest
     from genre_model.evaluate import report, score_tracks
     from genre_model.predict import Classifier
     from genre_model.train import train as train_model
 
-    live_info = load_info(args.live)
-    base = load_dataset(args.base, live_info.labels)
-    corrections = load_dataset(args.corrections, live_info.labels) if args.corrections else []
-    if args.holdout:
-        learn, holdout = list(base) + list(corrections), load_dataset(args.holdout, live_info.labels)
+    live_info = load_info(request.live)
+    base = load_dataset(request.base, live_info.labels)
+    corrections = load_dataset(request.corrections, live_info.labels) if request.corrections else []
+    if request.holdout:
+        learn, holdout = list(base) + list(corrections), load_dataset(request.holdout, live_info.labels)
     else:
         learn, holdout = holdout_split(base, corrections)
     mark = fingerprint(holdout)
-    opts = same_recipe(live_info.training.get("options", {}), arch=live_info.arch, epochs=args.epochs,
-                       cache_dir=args.cache)
+    opts = same_recipe(live_info.training.get("options", {}), arch=live_info.arch, epochs=request.epochs,
+                       cache_dir=request.cache)
     learn_corrections = [t for t in learn if t.is_windows]
-    emit("progress", message=f"training a {live_info.arch} candidate on {len(learn) - len(learn_corrections)} base "
-                             f"tracks + {len(learn_corrections)} corrections; {len(holdout)} held out")
+    write_event(Progress(f"training a {live_info.arch} candidate on {len(learn) - len(learn_corrections)} base "
+                             f"tracks + {len(learn_corrections)} corrections; {len(holdout)} held out"))
     with tempfile.TemporaryDirectory(prefix="genrebot-retrain-") as tmp:
         def fit(tracks: Sequence[Any], out: Path) -> Any:
             manifest = Path(tmp) / f"{out.name}.csv"
             write_manifest(manifest, [ManifestRow.of(t) for t in tracks])
-            info = train_model([manifest], out, opts, log=lambda m: emit("progress", message=m), verbose=0)
+            info = train_model([manifest], out, opts, log=lambda m: write_event(Progress(m)), verbose=0)
             update_training(out, holdout_fingerprint=mark)
             return info
 
-        candidate_info = fit(learn, args.out)
-        reference, reference_name = args.live, "live"
+        candidate_info = fit(learn, request.out)
+        reference, reference_name = request.live, "live"
         if live_info.training.get("holdout_fingerprint") != mark:
-            emit("progress", message="the live model heard some held-out songs: training a reference without "
-                                     "the corrections to compare with")
+            write_event(Progress("the live model heard some held-out songs: training a reference without "
+                                 "the corrections to compare with"))
             reference, reference_name = Path(tmp) / "reference", "reference"
             fit([t for t in learn if not t.is_windows], reference)
-        emit("progress", message=f"scoring candidate and {reference_name} model on {len(holdout)} held-out songs")
+        write_event(Progress(f"scoring candidate and {reference_name} model on {len(holdout)} held-out songs"))
         scores = {}
-        for name, model_dir in (("candidate", args.out), (reference_name, reference)):
+        for name, model_dir in (("candidate", request.out), (reference_name, reference)):
             clf = Classifier(model_dir)
             results, _ = score_tracks(holdout, clf.labels, lambda t: clf.file_probabilities(t.path))
             rep = report(results, clf.labels)
             scores[name] = {k: rep[k] for k in HOLDOUT_SCORES}
     promote, reason = not_worse(scores["candidate"], scores[reference_name])
-    emit("result", promote=promote, reason=f"{reason} ({reference_name}, {len(holdout)} held-out songs)",
-         version=candidate_info.version, path=str(args.out), candidate=scores["candidate"],
-         live=scores[reference_name], reference=reference_name)
+    write_event(RetrainResult(promote, f"{reason} ({reference_name}, {len(holdout)} held-out songs)",
+                              candidate_info.version, str(request.out), scores["candidate"], scores[reference_name],
+                              reference_name))
     return 0
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m genre_model.retrain", description=__doc__)
-    parser.add_argument("--base", type=Path, required=True, help="base training data (genre folders or manifest)")
-    parser.add_argument("--corrections", type=Path, default=None, help="exported corrections (genre-bot export-corrections)")
-    parser.add_argument("--holdout", type=Path, default=None, help="fixed held-out data (default: a fixed split of --base)")
-    parser.add_argument("--live", type=Path, required=True, help="the live model directory")
-    parser.add_argument("--out", type=Path, required=True, help="where to write the candidate model")
-    parser.add_argument("--cache", type=Path, default=None, help="folder for cached embeddings (kept between retrains)")
-    parser.add_argument("--epochs", type=int, default=0)
-    args = parser.parse_args(argv)
+    request = RetrainRequest.parse(argv)
     try:
-        return run(args)
+        return run(request)
     except GenreModelError as exc:  # a reason the admin can act on (bad data, no training extra): one line
-        emit("error", message=str(exc))
+        write_event(RetrainFailed(str(exc)))
         return 1
     except Exception as exc:  # report every failure as one readable line, details on stderr
         traceback.print_exc()
-        emit("error", message=f"{type(exc).__name__}: {exc}")
+        write_event(RetrainFailed(f"{type(exc).__name__}: {exc}"))
         return 1
 
 

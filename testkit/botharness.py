@@ -13,7 +13,7 @@ import discord.gateway
 import discord.http
 
 from bot.discord_adapter.client import GenreBot, point_discord_at
-from bot.backends import open_storage, start_inference
+from bot.backends import model_store, open_storage, start_inference
 from bot.settings import Settings
 from testkit.fakediscord import FakeDiscordServer
 from genre_model.config import DEFAULT_MODEL_DIR
@@ -61,8 +61,9 @@ async def running_bot(server: FakeDiscordServer, settings: Settings) -> AsyncIte
     saved = discord.http.Route.BASE, discord.gateway.DiscordWebSocket.DEFAULT_GATEWAY
     point_discord_at(settings.api_base, settings.gateway_url)
     storage = await open_storage(settings)
-    inference = await start_inference(settings, storage)
-    bot = GenreBot(settings, storage, inference, guild_ready_timeout=0.1)
+    store = model_store(settings)
+    inference = await start_inference(settings, storage, store)
+    bot = GenreBot(settings, storage, inference, store, guild_ready_timeout=0.1)
     task = asyncio.create_task(bot.start(settings.token))
     ready = asyncio.create_task(server.wait_ready(60))
     done, _ = await asyncio.wait({task, ready}, return_when=asyncio.FIRST_COMPLETED)

@@ -119,7 +119,7 @@ def store_with_v2(tmp_path: Path, version: str = "test-v2"):
     import shutil
 
     from genre_model.config import DEFAULT_MODEL_DIR
-    from bot.inference.models import ModelStore
+    from bot.model_store import ModelStore
 
     root = tmp_path / "models"
     copy = root / version

@@ -35,7 +35,7 @@ async def test_pool_serves_versions_and_follows_another_process(tmp_path, storag
         assert await follower.check() == "test-v2"
         assert pool.model_version == "test-v2" and set(await pool.worker_pids()).isdisjoint(first)
         song = encode(synth_music(5.0, 22050), tmp_path / "s.mp3", 22050, "mp3").read_bytes()
-        assert (await pool.classify(song, "s.mp3", 600)).model_version == "test-v2"
+        assert (await pool.classify(song, "s.mp3", 600)).prediction.model_version == "test-v2"
         assert await follower.check() is None  # unchanged since the last look
 
         # this process's own promotion serves first and records after: the follower never undoes it
@@ -73,7 +73,7 @@ def test_model_store_keeps_the_live_model_and_the_newest_others(tmp_path) -> Non
     import shutil
 
     from genre_model.config import DEFAULT_MODEL_DIR
-    from bot.inference.models import ModelStore
+    from bot.model_store import ModelStore
 
     store = ModelStore(tmp_path / "models", DEFAULT_MODEL_DIR)
     for i in range(1, 9):  # v1 (oldest) ... v8 (newest)

@@ -19,8 +19,8 @@ from conftest import encode, store_with_v2, synth_music
 from genre_model.config import DEFAULT_MODEL_DIR
 from genre_model.errors import ArtifactError, AudioError
 from bot.errors import InferenceFailed, QueueFull
-from bot.inference.base import ClassifyResult, InferenceBackend
-from bot.inference.models import ModelStore, unpack
+from bot.inference.base import Classified, InferenceBackend
+from bot.model_store import ModelStore, unpack
 
 pytestmark = pytest.mark.slow
 
@@ -87,8 +87,8 @@ async def test_classify_rollout_under_load_and_bad_input(ray_instance, tmp_path)
         assert len(await inference.worker_pids()) == 2 and await inference.replica_versions() == {seed}
         data = song(tmp_path)
         result = await inference.classify(data, "song.mp3", 600)
-        assert isinstance(result, ClassifyResult) and result.model_version == seed
-        assert result.image_png[:8] == b"\x89PNG\r\n\x1a\n" and result.windows.ndim == 4
+        assert isinstance(result, Classified) and result.prediction.model_version == seed
+        assert result.image_png[:8] == b"\x89PNG\r\n\x1a\n" and result.prediction.windows.ndim == 4
 
         with pytest.raises(AudioError, match="not audio I can read") as bad:
             await inference.classify(b"no audio here\n" * 50, "notes.mp3", 600)
@@ -100,7 +100,7 @@ async def test_classify_rollout_under_load_and_bad_input(ray_instance, tmp_path)
 
         async def user() -> None:
             while not stop.is_set():
-                seen.append((await inference.classify(data, "song.mp3", 600)).model_version)
+                seen.append((await inference.classify(data, "song.mp3", 600)).prediction.model_version)
 
         users = [asyncio.create_task(user()) for _ in range(3)]
         await asyncio.sleep(1.0)
@@ -128,7 +128,7 @@ async def test_replica_killed_mid_request_fails_that_request_and_serve_replaces_
         with pytest.raises(InferenceFailed, match="crashed"):
             await request
         result = await inference.classify(song(tmp_path, 5.0, seed=3), "next.mp3", 600)  # waits for the new replica
-        assert result.genre and inference.failures == 1
+        assert result.prediction.genre and inference.failures == 1
         (new_pid,) = await inference.worker_pids()
         assert new_pid != pid
         assert not (Path(os.environ.get("TMPDIR", "/tmp")) / "genrebot-replicas" / str(pid)).exists(), \
@@ -151,6 +151,6 @@ async def test_queue_bound_and_timeout(ray_instance, tmp_path):
             await first
         assert inference.pending == 0 and not inference.full
         inference.timeout = 60.0
-        assert (await inference.classify(song(tmp_path, 5.0), "ok.mp3", 600)).genre
+        assert (await inference.classify(song(tmp_path, 5.0), "ok.mp3", 600)).prediction.genre
     finally:
         await inference.close()

@@ -2,16 +2,15 @@
 
 from __future__ import annotations
 
-import json
-import shutil
 from pathlib import Path
 
-import numpy as np
 import pytest
 
-from conftest import STYLES, encode, run_python, styled_dataset, styled_music
+from conftest import run_python, styled_dataset, styled_music
 from genre_model.dataset import ManifestRow, Track, load_dataset, write_manifest
-from genre_model.retrain import fingerprint, holdout_split, not_worse
+from genre_model.retrain import (
+    Progress, RetrainRequest, RetrainResult, fingerprint, holdout_split, not_worse, read_event,
+)
 
 pytestmark = pytest.mark.slow
 
@@ -74,14 +73,15 @@ def test_retrain_scores_candidate_against_a_fair_reference(base: Path, tmp_path:
         rows.append(ManifestRow(f"metal/pred-{i}.npz", "metal", f"corr-{i}", source="corrected"))
     write_manifest(corrections / "MANIFEST.csv", rows)
     out = tmp_path / "candidate"
-    result = run_python(["-m", "genre_model.retrain", "--base", str(base), "--corrections", str(corrections),
-                         "--live", str(live), "--out", str(out), "--cache", str(cache)], cwd=tmp_path, timeout=900)
-    events = [json.loads(line) for line in result.stdout.splitlines() if line.startswith("{")]
+    request = RetrainRequest(base=base, live=live, out=out, corrections=corrections, cache=cache)
+    assert RetrainRequest.parse(request.argv()[3:]) == request  # written and read back by one module
+    result = run_python(request.argv()[1:], cwd=tmp_path, timeout=900)
+    events = [read_event(line) for line in result.stdout.splitlines()]
     assert result.returncode == 0, result.stderr[-3000:]
     verdict = events[-1]
-    assert verdict["event"] == "result" and verdict["reference"] == "reference", verdict
-    assert verdict["candidate"]["n_tracks"] == verdict["live"]["n_tracks"] > 0
-    assert isinstance(verdict["promote"], bool) and "held-out songs" in verdict["reason"]
-    assert any("reference" in e.get("message", "") for e in events if e["event"] == "progress")
+    assert isinstance(verdict, RetrainResult) and verdict.reference_name == "reference", verdict
+    assert verdict.candidate["n_tracks"] == verdict.reference["n_tracks"] > 0
+    assert isinstance(verdict.promote, bool) and "held-out songs" in verdict.reason
+    assert any("reference" in e.message for e in events if isinstance(e, Progress))
     learn, held = holdout_split(load_dataset(base), load_dataset(corrections))
     assert load_info(out).training["holdout_fingerprint"] == fingerprint(held)

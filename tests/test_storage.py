@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import csv
+import hashlib
 import datetime as dt
 import itertools
 import os
@@ -13,6 +14,7 @@ import subprocess
 import sys
 import textwrap
 from pathlib import Path
+from typing import Sequence
 
 import numpy as np
 import pytest
@@ -20,13 +22,16 @@ import pytest_asyncio
 
 from genre_model.features import read_windows
 from bot.errors import StorageError
-from bot.storage import Stats, Storage, Vote, base
+from bot.storage import Stats, Storage, Upload, Vote, base
+from genre_model.features import FeatureConfig
+from genre_model.predict import Prediction
 from bot.storage.migrate import load_migrations, migrations_dir, split_postgres, split_sqlite
 
 pytestmark = pytest.mark.asyncio
 
 REPO = Path(__file__).resolve().parent.parent
-FEATURES = {"sample_rate": 22050, "n_mels": 128, "frames": 128, "deltas": True}
+#: The feature settings stored with the test windows (storage keeps them with the windows, as a dict).
+FEATURES = FeatureConfig(n_mels=128, window_frames=128, deltas=False)
 _seeds = itertools.count(1)
 
 
@@ -37,20 +42,33 @@ async def store(storage_backend):
     await s.close()
 
 
+def predicted(top: Sequence[tuple[str, float]] = (("rock", 0.7), ("pop", 0.2), ("jazz", 0.1)), *,
+              windows: np.ndarray | None = None, features: FeatureConfig | None = FEATURES, sound: str = "music",
+              duration_s: float = 31.5, model_version: str = "v1") -> Prediction:
+    """A library prediction as a worker sends it back (no picture data: storage never keeps it)."""
+    probabilities = dict(top)
+    return Prediction(genre=max(probabilities, key=probabilities.get) if sound == "music" else None,
+                      probabilities=probabilities, timeline=[], duration_s=duration_s, analysed_s=duration_s,
+                      model_version=model_version,
+                      windows=np.zeros((0, 128, 128, 2)) if windows is None else windows,
+                      spectrogram=np.zeros((0, 0)), sound=sound, features=features)
+
+
+def uploaded(user_id: int = 1, *, data: bytes = b"song", file_name: str = "song.mp3", guild_id: int | None = 10,
+             channel_id: int | None = 20, interaction_id: int | None = 30) -> Upload:
+    return Upload(user_id, guild_id, channel_id, interaction_id, file_name, data)
+
+
 async def add_prediction(store: Storage, user_id: int = 1, *, windows=True, top=("rock", 0.7),
-                         sha: str | None = None, audio: bytes | None = None, file_name: str = "song.mp3",
+                         data: bytes | None = None, audio: bool = False, file_name: str = "song.mp3",
                          sound: str = "music") -> int:
-    """A prediction of its own file (unless ``sha`` says otherwise) with its own windows."""
+    """A prediction of its own file (unless ``data`` says otherwise) with its own windows."""
     rest = [("pop", 0.2), ("jazz", 0.1)]
     seed = next(_seeds)
-    return await store.record_prediction(
-        user_id=user_id, guild_id=10, channel_id=20, interaction_id=30, file_name=file_name,
-        file_sha256=sha or f"{seed:064x}",
-        duration_s=31.5, model_version="v1", top_k=[top, *rest],
-        # every prediction gets its own windows: identical files would be one recording to the trainer
-        windows=np.random.default_rng(seed).random((3, 128, 128, 2)) if windows else None,
-        feature_config=FEATURES if windows else None, audio=audio, sound=sound,
-    )
+    # every prediction gets its own windows: identical files would be one recording to the trainer
+    prediction = predicted([top, *rest], windows=np.random.default_rng(seed).random((3, 128, 128, 2)), sound=sound)
+    return await store.record_prediction(uploaded(user_id, data=data or f"file {seed}".encode(), file_name=file_name),
+                                         prediction, keep_windows=windows, keep_audio=audio)
 
 
 def newest(storage_backend) -> int:
@@ -263,15 +281,15 @@ async def test_postgres_url_password_never_shown(pg_cluster):
 
 async def test_prediction_round_trip_with_windows(storage_backend, store):
     windows = np.random.default_rng(0).random((4, 128, 128, 2))  # float64 in, float32 stored
+    upload = uploaded(111, guild_id=None, channel_id=222, interaction_id=333, file_name="a b.flac", data=b"flac")
     pid = await store.record_prediction(
-        user_id=111, guild_id=None, channel_id=222, interaction_id=333, file_name="a b.flac",
-        file_sha256="f" * 64, duration_s=12.25, model_version="v7",
-        top_k=[("jazz", 0.25), ("blues", 0.6), ("rock", 0.15)], windows=windows, feature_config=FEATURES,
-    )
+        upload, predicted([("jazz", 0.25), ("blues", 0.6), ("rock", 0.15)], windows=windows, duration_s=12.25,
+                          model_version="v7"), keep_windows=True, keep_audio=False)
     p = await store.get_prediction(pid)
     assert p is not None and p.id == pid
     assert (p.user_id, p.guild_id, p.channel_id, p.interaction_id, p.message_id) == (111, None, 222, 333, None)
-    assert (p.file_name, p.file_sha256, p.duration_s, p.model_version) == ("a b.flac", "f" * 64, 12.25, "v7")
+    assert (p.file_name, p.duration_s, p.model_version) == ("a b.flac", 12.25, "v7")
+    assert p.file_sha256 == hashlib.sha256(b"flac").hexdigest() == upload.file_sha256
     assert (p.genre, p.confidence) == ("blues", 0.6)
     assert p.top_k == (("blues", 0.6), ("jazz", 0.25), ("rock", 0.15))
     assert p.created_at.endswith("+00:00")
@@ -280,7 +298,7 @@ async def test_prediction_round_trip_with_windows(storage_backend, store):
     loaded, config = await store.windows(pid)
     assert loaded.dtype == np.float32
     np.testing.assert_array_equal(loaded, windows.astype(np.float32))
-    assert config == FEATURES
+    assert FeatureConfig.from_dict(config) == FEATURES
     if storage_backend.name == "sqlite":  # a file named by the window store, recorded in the row
         path = storage_backend.data_dir / "windows" / f"{pid}.npz"
         assert await storage_backend.raw(f"SELECT windows_path FROM predictions WHERE id = {pid}") == [(f"windows/{pid}.npz",)]
@@ -301,8 +319,8 @@ async def test_prediction_without_windows(store):
 
 
 async def test_kept_audio_is_stored_with_the_prediction(storage_backend, store):
-    pid = await add_prediction(store, audio=b"ID3 fake mp3 bytes", file_name="My Song.MP3")
-    odd = await add_prediction(store, audio=b"\x00\x01", file_name="x.mp3;rm -rf ~")
+    pid = await add_prediction(store, data=b"ID3 fake mp3 bytes", audio=True, file_name="My Song.MP3")
+    odd = await add_prediction(store, data=b"\x00\x01", audio=True, file_name="x.mp3;rm -rf ~")
     assert (await store.get_prediction(pid)).has_audio
     assert await store.audio(pid) == (b"ID3 fake mp3 bytes", ".mp3")
     assert await store.audio(odd) == (b"\x00\x01", ".bin")
@@ -314,10 +332,9 @@ async def test_kept_audio_is_stored_with_the_prediction(storage_backend, store):
 
 async def test_a_failed_write_leaves_no_row_and_no_file(storage_backend, store):
     with pytest.raises(Exception):  # the row cannot be inserted (file_name NOT NULL): nothing is kept
-        await store.record_prediction(
-            user_id=1, guild_id=None, channel_id=None, interaction_id=None, file_name=None, file_sha256="0" * 64,
-            duration_s=3.0, model_version="v1", top_k=[("rock", 1.0)], windows=np.zeros((1, 8, 8, 1)),
-            feature_config=FEATURES, audio=b"audio")
+        await store.record_prediction(uploaded(file_name=None, data=b"audio"),
+                                      predicted([("rock", 1.0)], windows=np.zeros((1, 8, 8, 1))),
+                                      keep_windows=True, keep_audio=True)
     assert (await store.stats()).n_predictions == 0
     assert files_under(storage_backend.data_dir) == []
     if storage_backend.name == "postgres":
@@ -325,19 +342,12 @@ async def test_a_failed_write_leaves_no_row_and_no_file(storage_backend, store):
 
 
 async def test_windows_need_feature_config(store):
-    with pytest.raises(ValueError, match="feature_config"):
-        await store.record_prediction(
-            user_id=1, guild_id=None, channel_id=None, interaction_id=None, file_name="x.mp3",
-            file_sha256="0" * 64, duration_s=3.0, model_version="v1", top_k=[("rock", 1.0)],
-            windows=np.zeros((1, 128, 128, 2)), feature_config=None,
-        )
+    with pytest.raises(ValueError, match="feature settings"):
+        await store.record_prediction(uploaded(), predicted(windows=np.zeros((1, 128, 128, 2)), features=None),
+                                      keep_windows=True, keep_audio=False)
     assert (await store.stats()).n_predictions == 0
     with pytest.raises(ValueError, match="empty"):
-        await store.record_prediction(
-            user_id=1, guild_id=None, channel_id=None, interaction_id=None, file_name="x.mp3",
-            file_sha256="0" * 64, duration_s=3.0, model_version="v1", top_k=[],
-            windows=None, feature_config=None,
-        )
+        await store.record_prediction(uploaded(), predicted([]), keep_windows=False, keep_audio=False)
 
 
 async def test_attach_message_and_lookup(store):
@@ -462,16 +472,15 @@ async def test_correction_tie_follows_time_of_naming(store, ticking_clock):
 
 
 async def test_corrections_are_grouped_by_uploader_and_by_file(store):
-    sha = lambda c: c * 64  # noqa: E731
-    alice_x = await add_prediction(store, user_id=1001, sha=sha("a"))
-    alice_y = await add_prediction(store, user_id=1001, sha=sha("b"))
-    bob_y = await add_prediction(store, user_id=1002, sha=sha("b"))  # alice's file, uploaded by bob
-    bob_z = await add_prediction(store, user_id=1002, sha=sha("c"))
-    carol = await add_prediction(store, user_id=1003, sha=sha("d"))
-    dave_x = await add_prediction(store, user_id=1004, sha=sha("a"), windows=False)  # not exportable
-    dave_w = await add_prediction(store, user_id=1004, sha=sha("e"))
-    erin_t = await add_prediction(store, user_id=1005, sha=sha("f"))
-    fred_t = await add_prediction(store, user_id=1006, sha=sha("f"))  # erin's file, labelled otherwise
+    alice_x = await add_prediction(store, user_id=1001, data=b"a")
+    alice_y = await add_prediction(store, user_id=1001, data=b"b")
+    bob_y = await add_prediction(store, user_id=1002, data=b"b")  # alice's file, uploaded by bob
+    bob_z = await add_prediction(store, user_id=1002, data=b"c")
+    carol = await add_prediction(store, user_id=1003, data=b"d")
+    dave_x = await add_prediction(store, user_id=1004, data=b"a", windows=False)  # not exportable
+    dave_w = await add_prediction(store, user_id=1004, data=b"e")
+    erin_t = await add_prediction(store, user_id=1005, data=b"f")
+    fred_t = await add_prediction(store, user_id=1006, data=b"f")  # erin's file, labelled otherwise
     for pid in (alice_x, alice_y, bob_y, bob_z, carol, dave_x, dave_w, erin_t):
         await store.set_correction(pid, 7, "jazz")
     await store.set_correction(fred_t, 7, "metal")
@@ -498,7 +507,7 @@ async def test_export_layout_and_manifest(store, tmp_path, ticking_clock):
     assert {r["group"] for r in rows} == {f"corr-{first}"}, "one uploader: one group"
     for r in rows:
         windows, config = read_windows(out / r["path"])
-        assert windows.shape == (3, 128, 128, 2) and config == FEATURES
+        assert windows.shape == (3, 128, 128, 2) and FeatureConfig.from_dict(config) == FEATURES
         pid = int(Path(r["path"]).stem.split("-")[1])
         stored, _ = await store.windows(pid)
         np.testing.assert_array_equal(windows, stored)
@@ -540,7 +549,7 @@ async def test_export_is_readable_by_the_trainer(store, tmp_path, ticking_clock)
     from genre_model import dataset
 
     p = await build_corrections(store)
-    other = await add_prediction(store, user_id=99, sha="9" * 64)
+    other = await add_prediction(store, user_id=99, data=b"9" * 64)
     await store.set_correction(other, 5, "blues")
     out = tmp_path / "export"
     await store.export_corrections(out)
@@ -562,8 +571,8 @@ async def test_export_empty(store, tmp_path):
 
 
 async def test_forget_user_deletes_everything(storage_backend, store):
-    mine = [await add_prediction(store, user_id=7, audio=b"my upload"), await add_prediction(store, user_id=7, windows=False)]
-    other = await add_prediction(store, user_id=8, audio=b"their upload")
+    mine = [await add_prediction(store, user_id=7, data=b"my upload", audio=True), await add_prediction(store, user_id=7, windows=False)]
+    other = await add_prediction(store, user_id=8, data=b"their upload", audio=True)
     await store.set_vote(mine[0], 8, "wrong")  # someone else's vote on my prediction
     await store.set_vote(mine[0], 7, "right")
     await store.set_vote(other, 7, "right")  # my vote elsewhere

@@ -20,7 +20,7 @@ import discord
 from bot.discord_adapter.client import GenreBot, point_discord_at
 from bot.errors import SettingsError
 from bot.settings import Settings, load_settings
-from bot.backends import open_storage, start_inference
+from bot.backends import model_store, open_storage, start_inference
 from bot.storage import StorageError
 from genre_model.artifact import load_info
 from genre_model.errors import GenreModelError
@@ -55,9 +55,10 @@ async def run_bot(settings: Settings) -> None:
     load_info(settings.model_dir)  # fail fast, before connecting, on a missing or corrupt model
     point_discord_at(settings.api_base, settings.gateway_url)
     async with await open_storage(settings) as storage:
-        inference = await start_inference(settings, storage)
+        store = model_store(settings)
+        inference = await start_inference(settings, storage, store)
         try:
-            await _serve(GenreBot(settings, storage, inference), settings)
+            await _serve(GenreBot(settings, storage, inference, store), settings)
         finally:
             await inference.close()  # the workers stop before the database closes
 

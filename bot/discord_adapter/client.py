@@ -18,9 +18,10 @@ from discord.ext import commands
 from bot.discord_adapter import replies, respond
 from bot.discord_adapter.registration import register_commands
 from bot.inference.base import InferenceBackend
+from bot.model_store import ModelStore
 from bot.retraining import LiveModelFollower
 from bot.settings import Settings
-from bot.storage import Storage
+from bot.storage.base import Storage
 
 log = logging.getLogger(__name__)
 
@@ -68,7 +69,8 @@ class LoopLagMonitor:
 class GenreBot(commands.AutoShardedBot):
     """genrebot: classify uploads, collect feedback, retrain on request."""
 
-    def __init__(self, settings: Settings, storage: Storage, inference: InferenceBackend, **options) -> None:
+    def __init__(self, settings: Settings, storage: Storage, inference: InferenceBackend, store: ModelStore,
+                 **options) -> None:
         intents = discord.Intents.default()  # slash commands + reactions need no privileged intents
         options.setdefault("allowed_mentions", discord.AllowedMentions.none())  # file names may say "@everyone"
         options.setdefault("shard_count", settings.shard_count)
@@ -78,6 +80,7 @@ class GenreBot(commands.AutoShardedBot):
         self.settings = settings
         self.storage = storage
         self.inference = inference
+        self.store = store
         self.lag = LoopLagMonitor()
         self._follow_task: asyncio.Task | None = None
         self.accepting = True

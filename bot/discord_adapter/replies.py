@@ -1,4 +1,7 @@
-"""What the bot says: embeds and short messages, built from plain data (easy to test)."""
+"""Every word the bot says: embeds and short messages, built from plain data (easy to test).
+
+The service layer returns outcomes (a prediction, a refusal, a retrain outcome, counts); this
+module is the one place that turns them into what members read."""
 
 from __future__ import annotations
 
@@ -7,7 +10,11 @@ from typing import Sequence
 
 import discord
 
+from bot.retraining import RetrainOutcome
+from bot.storage.base import Stats
+from bot.uploads import Refusal
 from genre_model.config import coverage, display_name
+from genre_model.predict import Prediction
 
 RIGHT = "\N{WHITE HEAVY CHECK MARK}"
 WRONG = "\N{CROSS MARK}"
@@ -100,6 +107,9 @@ def error_text(problem: str) -> str:
 SORRY = "\N{WARNING SIGN} Something went wrong on my side; please try again later."
 
 
+NOT_TRACKED = "That reply is no longer tracked."
+
+
 def vote_thanks(genre: str) -> str:
     """The answer to a menu choice that agrees with the prediction."""
     return f"Thanks! Counted as a {RIGHT}: **{display_name(genre)}** is what I said."
@@ -110,5 +120,88 @@ def correction_thanks(genre: str, predicted: str) -> str:
     return f"Thanks! Noted: this is **{display_name(genre)}**, not {display_name(predicted)}."
 
 
-def mb(n_bytes: int) -> str:
-    return f"{n_bytes / (1024 * 1024):.1f} MB"
+def sizes(size: int, limit: int) -> tuple[str, str]:
+    """``size`` and ``limit`` in MB with just enough decimals to tell them apart ("25.0001 MB" vs
+    "25.0 MB"), or in bytes when even 4 decimals would not."""
+    mb = 1024 * 1024
+    for decimals in range(1, 5):
+        a, b = f"{size / mb:.{decimals}f}", f"{limit / mb:.{decimals}f}"
+        if (a != b) == (size != limit):
+            return f"{a} MB", f"{b} MB"
+    return f"{size:,} bytes", f"{limit:,} bytes"
+
+
+def refusal_text(name: str, refusal: Refusal, max_bytes: int) -> str:
+    """Why an attachment was refused before download, as the member reads it."""
+    if refusal.reason == "too_large":
+        size, limit = sizes(refusal.size, max_bytes)
+        return error_text(f"**{name}** is {size}; the limit is {limit}")
+    if refusal.reason == "empty":
+        return error_text(f"**{name}** is empty")
+    return error_text(f"**{name}** doesn't look like an audio file ({refusal.kind})")
+
+
+def download_failed(name: str, status: int | None = None) -> str:
+    return error_text(f"I couldn't download **{name}**{f' (HTTP {status})' if status else ''}; please try again")
+
+
+def cooldown(wait_s: float) -> str:
+    return f"\N{HOURGLASS} One song at a time, please: try again in {wait_s:.0f} s."
+
+
+def forgotten(predictions: int, votes: int) -> str:
+    return f"Done: I deleted {predictions} of your predictions and {votes} votes."
+
+
+BUSY = "\N{HOURGLASS} I'm busy with other songs right now; please try again in a minute."
+RESTARTING = "I'm restarting; please try again in a minute."
+NO_AUDIO_ATTACHMENT = error_text("that message has no audio attachment")
+
+
+def reply_embed(prediction: Prediction, file_name: str) -> discord.Embed:
+    """The reply to /genre for a prediction: a genre (or a close call), or "not music"."""
+    if not prediction.music:
+        return not_music_embed(file_name=file_name, verdict=prediction.verdict(), duration_s=prediction.duration_s,
+                               analysed_s=prediction.analysed_s, n_windows=prediction.n_windows,
+                               model_version=prediction.model_version)
+    return prediction_embed(
+        file_name=file_name, genre=prediction.genre, confidence=prediction.confidence, top_k=prediction.top_k(),
+        duration_s=prediction.duration_s, analysed_s=prediction.analysed_s, n_windows=prediction.n_windows,
+        model_version=prediction.model_version, close_call=prediction.verdict() if prediction.close_call() else None,
+        tags=[tag for tag, _ in prediction.tags])
+
+
+# ---------------------------------------------------------------------------------------- administration
+
+ADMINS_ONLY = "\N{NO ENTRY SIGN} Only the bot's admins can do that; nothing was changed."
+RETRAIN_NOT_CONFIGURED = "Retraining is not configured: set GENREBOT_BASE_DATA to the base training data."
+RETRAIN_RUNNING = "A retrain is already running; wait for it to finish."
+
+
+def retrain_progress(message: str) -> str:
+    return f"\N{GEAR} Retraining: {message}"
+
+
+def retrain_outcome(outcome: RetrainOutcome) -> str:
+    """The final word on a /retrain."""
+    if outcome.status == "promoted":
+        return f"\N{WHITE HEAVY CHECK MARK} Promoted model {outcome.candidate}: {outcome.reason}."
+    if outcome.status == "kept":
+        return f"\N{NO ENTRY} Not promoted: {outcome.reason}. Model {outcome.serving} keeps serving."
+    what = f"Model {outcome.candidate} was not promoted" if outcome.candidate else "Retrain failed"
+    return f"\N{CROSS MARK} {what} ({outcome.problem}); model {outcome.serving} keeps serving."
+
+
+def stats_embed(st: Stats, *, live: str, pending: int, worst_stall_s: float) -> discord.Embed:
+    """/genre-stats: predictions, votes, accuracy by feedback, the live model and the queue."""
+    accuracy = "n/a" if st.feedback_accuracy is None else f"{st.feedback_accuracy:.0%}"
+    embed = discord.Embed(title="genrebot statistics", colour=discord.Colour.dark_teal())
+    embed.add_field(name="Predictions", value=str(st.n_predictions))
+    embed.add_field(name="Not music", value=str(st.n_not_music))
+    embed.add_field(name="Votes", value=f"{RIGHT} {st.n_votes_right} \N{MIDDLE DOT} "
+                                        f"{WRONG} {st.n_votes_wrong} \N{MIDDLE DOT} {st.n_corrections} corrections")
+    embed.add_field(name="Accuracy by feedback", value=f"{accuracy} of {st.n_predictions_with_feedback} rated")
+    embed.add_field(name="Live model", value=live)
+    embed.add_field(name="Queue", value=f"{pending} running or waiting")
+    embed.add_field(name="Worst event-loop stall", value=f"{worst_stall_s * 1000:.0f} ms")
+    return embed

@@ -23,8 +23,8 @@ from pathlib import Path
 
 from bot.errors import InferenceFailed
 from bot.inference import worker
-from bot.inference.base import ClassifyResult, QueueBound
-from bot.inference.models import ModelStore
+from bot.inference.base import Classified, QueueBound
+from bot.model_store import ModelStore
 
 log = logging.getLogger(__name__)
 
@@ -95,7 +95,7 @@ class InferencePool(QueueBound):
         workers.pids = [pid for pid, _ in answers]
         return workers
 
-    async def classify(self, data: bytes, filename: str, max_seconds: float) -> ClassifyResult:
+    async def classify(self, data: bytes, filename: str, max_seconds: float) -> Classified:
         """Classify one upload in a worker. Raises QueueFull, InferenceFailed or AudioError."""
         current = self._current
         if current is None:

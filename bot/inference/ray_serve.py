@@ -6,7 +6,7 @@ wait at the caller, and the bot's own bound (``GENREBOT_QUEUE_LIMIT`` per bot pr
 still answers "busy" before anything is downloaded.
 
 Models are shipped, not mounted: :meth:`RayServeBackend.serve_version` reads the
-artifact's bytes from the local :class:`~bot.inference.models.ModelStore`, puts them
+artifact's bytes from the local :class:`~bot.model_store.ModelStore`, puts them
 into a small detached actor (the *model shelf*, so they outlive the bot process that put
 them and reach replicas on any machine through Ray's object store), then changes the
 deployment's ``user_config`` to the new version. Serve applies a ``user_config`` change as
@@ -39,8 +39,8 @@ from genre_model.errors import ArtifactError, AudioError
 from genre_model.predict import Classifier
 from bot.errors import InferenceFailed, QueueFull, SettingsError
 from bot.inference import worker
-from bot.inference.base import ClassifyResult, QueueBound
-from bot.inference.models import ModelStore, unpack
+from bot.inference.base import Classified, QueueBound
+from bot.model_store import ModelStore, unpack
 
 log = logging.getLogger(__name__)
 
@@ -118,7 +118,7 @@ class GenreClassifier:
             fresh = Classifier(unpack(files, version, self._cache), num_threads=self._threads)
             self._classifier = fresh
 
-    def classify(self, data: bytes, filename: str, max_seconds: float) -> ClassifyResult:
+    def classify(self, data: bytes, filename: str, max_seconds: float) -> Classified:
         with self._busy:
             classifier = self._classifier
             if classifier is None:
@@ -207,7 +207,7 @@ class RayServeBackend(QueueBound):
             self.model_version = version
             return version
 
-    async def classify(self, data: bytes, filename: str, max_seconds: float) -> ClassifyResult:
+    async def classify(self, data: bytes, filename: str, max_seconds: float) -> Classified:
         """Classify one upload on a replica. Raises QueueFull, InferenceFailed or AudioError."""
         handle = self._handle
         if handle is None:
@@ -255,7 +255,7 @@ class RayServeBackend(QueueBound):
             self._connected = self._started_ray = False
 
 
-async def _result(response: Any) -> ClassifyResult:
+async def _result(response: Any) -> Classified:
     """Await a DeploymentResponse; the replica's AudioError comes back as itself (its message for the user)."""
     try:
         return await response

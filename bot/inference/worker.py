@@ -15,7 +15,7 @@ import time
 from typing import Any
 
 from genre_model.predict import Classifier
-from bot.inference.base import ClassifyResult
+from bot.inference.base import Classified
 
 _classifier: Classifier | None = None
 _ready: Any = None  # a multiprocessing Barrier: each warm-up ping is answered by a different worker
@@ -51,17 +51,17 @@ def ping(timeout: float = 120.0) -> tuple[int, str]:
     return os.getpid(), _classifier.version
 
 
-def classify(data: bytes, filename: str, max_seconds: float) -> ClassifyResult:
+def classify(data: bytes, filename: str, max_seconds: float) -> Classified:
     """Decode, window, classify and draw one upload with this worker's model. Raises AudioError."""
     assert _classifier is not None, "worker not initialised"
     return classify_with(_classifier, data, filename, max_seconds)
 
 
-def classify_with(classifier: Classifier, data: bytes, filename: str, max_seconds: float) -> ClassifyResult:
+def classify_with(classifier: Classifier, data: bytes, filename: str, max_seconds: float) -> Classified:
     """Decode, window, classify and draw one upload. Raises AudioError for unusable input."""
     try:
         pred = classifier.predict(data, max_seconds=max_seconds)
-        return ClassifyResult.from_prediction(pred, classifier, data, filename)
+        return Classified.of(pred, classifier, filename)
     finally:
         _release_memory()
 

@@ -8,8 +8,8 @@ imported on demand (it needs ``asyncpg``: ``pip install 'genrebot[postgres]'``).
 """
 
 from bot.errors import StorageError
-from bot.storage.base import VOTES, Correction, ModelRow, Prediction, Stats, Storage, Vote
+from bot.storage.base import VOTES, Correction, ModelRow, Stats, Storage, StoredPrediction, Upload, Vote
 from bot.storage.sqlite import SqliteStorage
 
-__all__ = ["VOTES", "Correction", "ModelRow", "Prediction", "SqliteStorage", "Stats", "Storage", "StorageError",
+__all__ = ["VOTES", "Correction", "ModelRow", "StoredPrediction", "SqliteStorage", "Stats", "Storage", "StorageError", "Upload",
            "Vote"]

@@ -18,6 +18,8 @@ from __future__ import annotations
 import abc
 import dataclasses
 import datetime as dt
+import functools
+import hashlib
 import io
 import re
 from pathlib import Path, PurePath
@@ -26,15 +28,33 @@ from typing import Any, Iterable, Protocol, Self, Sequence, runtime_checkable
 import numpy as np
 
 from genre_model.features import read_windows
+from genre_model.predict import Prediction
 from bot.feedback import VOTES, Correction, Rated, Vote, check_label
 
-__all__ = ["Correction", "ModelRow", "Prediction", "Stats", "Storage", "StorageBase", "VOTES", "Vote",
-           "audio_suffix", "check_label", "check_sound", "check_vote", "prediction_fields", "stats_from_row",
+__all__ = ["Correction", "ModelRow", "StoredPrediction", "Stats", "Storage", "StorageBase", "VOTES", "Vote",
+           "Row", "Upload", "audio_suffix", "check_label", "check_sound", "check_vote", "prediction_row", "stats_from_row",
            "utcnow"]
 
 
 @dataclasses.dataclass(frozen=True)
-class Prediction:
+class Upload:
+    """Who sent which file, where: what is stored of an upload besides its prediction."""
+
+    user_id: int
+    guild_id: int | None
+    channel_id: int | None
+    interaction_id: int | None
+    #: The display-safe file name.
+    file_name: str
+    data: bytes = dataclasses.field(repr=False)
+
+    @functools.cached_property
+    def file_sha256(self) -> str:
+        return hashlib.sha256(self.data).hexdigest()
+
+
+@dataclasses.dataclass(frozen=True)
+class StoredPrediction:
     """One classified upload. ``created_at`` is ISO-8601 UTC; ``has_windows`` / ``has_audio`` say
     whether its feature windows / the uploaded file are kept. ``sound`` is "music", or what the
     upload sounded like instead ("speech", "tone", "noise"): then the reply named no genre, and
@@ -92,8 +112,11 @@ class Stats:
 
 @runtime_checkable
 class Storage(Protocol):
-    """Predictions, votes and models, for the bot. Every method is a coroutine safe to call
-    concurrently; every write is one transaction, committed (durable) before it returns."""
+    """Predictions, votes and models, as the bot uses them. Every method is a coroutine safe to call
+    concurrently; every write is one transaction, committed (durable) before it returns.
+
+    Only what the product calls is here; the backends offer a few readers more (``get_prediction``,
+    ``windows``, ``audio``, ``votes``, ``list_models``, ``corrections``) for tools and tests."""
 
     async def close(self) -> None:
         """Release connections; waits for running statements."""
@@ -102,30 +125,17 @@ class Storage(Protocol):
 
     async def __aexit__(self, *exc_info: object) -> None: ...
 
-    async def schema_version(self) -> int:
-        """The number of the last applied migration."""
-
     # -- predictions
-    async def record_prediction(self, *, user_id: int, guild_id: int | None, channel_id: int | None,
-                                interaction_id: int | None, file_name: str, file_sha256: str, duration_s: float,
-                                model_version: str, top_k: Sequence[tuple[str, float]], windows: np.ndarray | None,
-                                feature_config: dict | None, audio: bytes | None = None, sound: str = "music") -> int:
-        """Store a prediction with its feature windows (and the upload itself only if ``audio`` is
-        given: GENREBOT_KEEP_AUDIO); return its id. Row and files are stored together or not at all.
-        ``sound`` is what the upload sounded like ("music", or e.g. "speech": then no genre was given)."""
+    async def record_prediction(self, upload: Upload, prediction: Prediction, *, keep_windows: bool,
+                                keep_audio: bool) -> int:
+        """Store ``prediction`` of ``upload``, with its feature windows if ``keep_windows`` and the
+        uploaded file itself if ``keep_audio`` (GENREBOT_KEEP_AUDIO); return its id. Row and files are
+        stored together or not at all."""
 
     async def attach_message(self, prediction_id: int, message_id: int) -> None:
         """Remember the bot's reply message, so reactions find the prediction."""
 
-    async def get_prediction(self, prediction_id: int) -> Prediction | None: ...
-
-    async def prediction_by_message(self, message_id: int) -> Prediction | None: ...
-
-    async def windows(self, prediction_id: int) -> tuple[np.ndarray, dict] | None:
-        """The stored feature windows and their feature settings, or None."""
-
-    async def audio(self, prediction_id: int) -> tuple[bytes, str] | None:
-        """The kept upload and its file suffix (``".mp3"``), or None."""
+    async def prediction_by_message(self, message_id: int) -> StoredPrediction | None: ...
 
     # -- feedback
     async def set_vote(self, prediction_id: int, user_id: int, vote: str) -> None:
@@ -138,9 +148,6 @@ class Storage(Protocol):
     async def retract_vote(self, prediction_id: int, user_id: int, vote: str) -> bool:
         """Delete the user's vote only if it is still ``vote``; True if deleted."""
 
-    async def votes(self, prediction_id: int) -> list[Vote]:
-        """The current votes on a prediction, oldest first."""
-
     async def stats(self) -> Stats: ...
 
     # -- models
@@ -152,21 +159,15 @@ class Storage(Protocol):
 
     async def live_model(self) -> ModelRow | None: ...
 
-    async def list_models(self) -> list[ModelRow]:
-        """All models, oldest first."""
-
     # -- privacy and retraining data
     async def forget_user(self, user_id: int) -> tuple[int, int]:
         """Delete the user's predictions (with windows, audio and every vote on them) and the
         user's votes elsewhere; returns (predictions deleted, feedback rows deleted)."""
 
-    async def corrections(self) -> list[Correction]:
-        """The correction dataset (:func:`bot.feedback.corrections` over every prediction
-        of music with windows and votes)."""
-
     async def export_corrections(self, out_dir: Path) -> int:
-        """Write the correction dataset as ``<label>/pred-<id>.npz`` + ``MANIFEST.csv`` into an
-        empty or missing ``out_dir``; returns the number of examples written."""
+        """Write the correction dataset (:func:`bot.feedback.corrections` over every prediction of
+        music with windows and votes) as ``<label>/pred-<id>.npz`` + ``MANIFEST.csv`` into an empty
+        or missing ``out_dir``; returns the number of examples written."""
 
 
 class StorageBase(abc.ABC):
@@ -244,15 +245,30 @@ def ranked_top_k(top_k: Sequence[tuple[str, float]]) -> list[tuple[str, float]]:
     return ranked
 
 
-def prediction_fields(top_k: Sequence[tuple[str, float]], sound: str, windows: np.ndarray | None,
-                      feature_config: dict | None) -> tuple[list[tuple[str, float]], str, float]:
-    """The checks before storing a prediction -> ``(ranked top_k, genre, confidence)``."""
-    ranked = ranked_top_k(top_k)
-    check_sound(sound)
-    genre, confidence = ranked[0]
-    if windows is not None and feature_config is None:
-        raise ValueError("windows need the feature_config they were made with")
-    return ranked, genre, confidence
+@dataclasses.dataclass(frozen=True)
+class Row:
+    """The values a prediction's row is made of, checked (every backend stores these)."""
+
+    genre: str
+    confidence: float
+    top_k: list[tuple[str, float]]
+    sound: str
+    duration_s: float
+    model_version: str
+    windows: np.ndarray | None
+    feature_config: dict | None
+
+
+def prediction_row(prediction: Prediction, keep_windows: bool) -> Row:
+    """The checks before storing a prediction, and what its row holds: the genre head's ranking
+    (also for an upload that was not music: then nobody was shown it as the answer)."""
+    ranked = ranked_top_k(prediction.top_k())
+    check_sound(prediction.sound)
+    windows = prediction.windows if keep_windows else None
+    if windows is not None and prediction.features is None:
+        raise ValueError("windows need the feature settings they were made with")
+    return Row(ranked[0][0], ranked[0][1], ranked, prediction.sound, float(prediction.duration_s),
+               prediction.model_version, windows, prediction.features.to_dict() if windows is not None else None)
 
 
 def stats_from_row(row: Sequence[Any]) -> Stats:

@@ -18,16 +18,18 @@ import json
 import logging
 import urllib.parse
 from pathlib import Path
-from typing import Sequence
 
 import asyncpg
 import numpy as np
 
 from genre_model.features import save_windows
+from genre_model.predict import Prediction
 from bot import feedback
 from bot.errors import StorageError
 from bot.storage import base
-from bot.storage.base import ModelRow, Prediction, Stats, StorageBase, Vote, audio_suffix, check_vote, iso
+from bot.storage.base import (
+    ModelRow, Stats, StorageBase, StoredPrediction, Upload, Vote, audio_suffix, check_vote, iso,
+)
 from bot.storage.migrate import Migration, load_migrations, migrate, migrations_dir, split_postgres
 
 log = logging.getLogger(__name__)
@@ -130,8 +132,8 @@ class PostgresStorage(StorageBase):
     # -- helpers ------------------------------------------------------------
 
     @staticmethod
-    def _prediction(row: asyncpg.Record) -> Prediction:
-        return Prediction(
+    def _prediction(row: asyncpg.Record) -> StoredPrediction:
+        return StoredPrediction(
             id=row["id"], user_id=row["user_id"], guild_id=row["guild_id"], channel_id=row["channel_id"],
             message_id=row["message_id"], interaction_id=row["interaction_id"], created_at=iso(row["created_at"]),
             file_name=row["file_name"], file_sha256=row["file_sha256"], duration_s=row["duration_s"],
@@ -146,24 +148,23 @@ class PostgresStorage(StorageBase):
 
     # -- predictions --------------------------------------------------------
 
-    async def record_prediction(self, *, user_id: int, guild_id: int | None, channel_id: int | None,
-                                interaction_id: int | None, file_name: str, file_sha256: str, duration_s: float,
-                                model_version: str, top_k: Sequence[tuple[str, float]], windows: np.ndarray | None,
-                                feature_config: dict | None, audio: bytes | None = None, sound: str = "music") -> int:
-        """Store a prediction, its feature windows and (if given) the upload in one transaction."""
-        ranked, genre, confidence = base.prediction_fields(top_k, sound, windows, feature_config)
+    async def record_prediction(self, upload: Upload, prediction: Prediction, *, keep_windows: bool,
+                                keep_audio: bool) -> int:
+        """Store a prediction, its feature windows and (if asked) the upload in one transaction."""
+        row = base.prediction_row(prediction, keep_windows)
         files: list[tuple[str, str, bytes]] = []
-        if windows is not None:  # compress before taking a connection
-            files.append(("windows", ".npz", await asyncio.to_thread(_npz, windows, feature_config)))
-        if audio is not None:
-            files.append(("audio", audio_suffix(file_name), bytes(audio)))
+        if row.windows is not None:  # compress before taking a connection
+            files.append(("windows", ".npz", await asyncio.to_thread(_npz, row.windows, row.feature_config)))
+        if keep_audio:
+            files.append(("audio", audio_suffix(upload.file_name), bytes(upload.data)))
         async with self._pool.acquire() as conn, conn.transaction():
             prediction_id = await conn.fetchval(
                 "INSERT INTO predictions (user_id, guild_id, channel_id, interaction_id, file_name, file_sha256,"
                 " duration_s, model_version, genre, confidence, top_k, sound)"
                 " VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11::jsonb, $12) RETURNING id",
-                user_id, guild_id, channel_id, interaction_id, file_name, file_sha256, float(duration_s),
-                model_version, genre, confidence, json.dumps(ranked), sound)
+                upload.user_id, upload.guild_id, upload.channel_id, upload.interaction_id, upload.file_name,
+                upload.file_sha256, row.duration_s, row.model_version, row.genre, row.confidence,
+                json.dumps(row.top_k), row.sound)
             if files:
                 await conn.executemany(
                     "INSERT INTO prediction_files (prediction_id, kind, suffix, data) VALUES ($1, $2, $3, $4)",
@@ -179,12 +180,12 @@ class PostgresStorage(StorageBase):
         if _count(status) == 0:
             raise StorageError(f"no prediction {prediction_id}")
 
-    async def get_prediction(self, prediction_id: int) -> Prediction | None:
+    async def get_prediction(self, prediction_id: int) -> StoredPrediction | None:
         row = await self._pool.fetchrow(f"SELECT {_PREDICTION_COLUMNS} FROM predictions p WHERE p.id = $1",
                                         prediction_id)
         return self._prediction(row) if row else None
 
-    async def prediction_by_message(self, message_id: int) -> Prediction | None:
+    async def prediction_by_message(self, message_id: int) -> StoredPrediction | None:
         row = await self._pool.fetchrow(f"SELECT {_PREDICTION_COLUMNS} FROM predictions p WHERE p.message_id = $1",
                                         message_id)
         return self._prediction(row) if row else None

@@ -18,13 +18,15 @@ from pathlib import Path
 from typing import Any, AsyncIterator, Sequence
 
 import aiosqlite
-import numpy as np
 
 from genre_model.features import save_windows
+from genre_model.predict import Prediction
 from bot import feedback
 from bot.errors import StorageError
 from bot.storage import base
-from bot.storage.base import ModelRow, Prediction, Stats, StorageBase, Vote, audio_suffix, check_vote, iso
+from bot.storage.base import (
+    ModelRow, Stats, StorageBase, StoredPrediction, Upload, Vote, audio_suffix, check_vote, iso,
+)
 from bot.storage.files import AUDIO_FOLDER, WINDOWS_FOLDER, FolderStore, discard
 from bot.storage.migrate import Migration, load_migrations, migrate, migrations_dir, split_sqlite
 
@@ -136,8 +138,8 @@ class SqliteStorage(StorageBase):
             return await cursor.fetchone()
 
     @staticmethod
-    def _prediction(row: sqlite3.Row) -> Prediction:
-        return Prediction(
+    def _prediction(row: sqlite3.Row) -> StoredPrediction:
+        return StoredPrediction(
             id=row["id"], user_id=row["user_id"], guild_id=row["guild_id"], channel_id=row["channel_id"],
             message_id=row["message_id"], interaction_id=row["interaction_id"], created_at=row["created_at"],
             file_name=row["file_name"], file_sha256=row["file_sha256"], duration_s=row["duration_s"],
@@ -149,32 +151,31 @@ class SqliteStorage(StorageBase):
 
     # -- predictions --------------------------------------------------------
 
-    async def record_prediction(self, *, user_id: int, guild_id: int | None, channel_id: int | None,
-                                interaction_id: int | None, file_name: str, file_sha256: str, duration_s: float,
-                                model_version: str, top_k: Sequence[tuple[str, float]], windows: np.ndarray | None,
-                                feature_config: dict | None, audio: bytes | None = None, sound: str = "music") -> int:
-        """Store a prediction, its feature windows and (if given) the upload; return its id."""
-        ranked, genre, confidence = base.prediction_fields(top_k, sound, windows, feature_config)
+    async def record_prediction(self, upload: Upload, prediction: Prediction, *, keep_windows: bool,
+                                keep_audio: bool) -> int:
+        """Store a prediction, its feature windows and (if asked) the upload; return its id."""
+        row = base.prediction_row(prediction, keep_windows)
         # Compress and write outside the write lock; publish under the final names inside it.
         staged: dict[str, Path] = {}
         published: list[Path] = []
         try:
-            if windows is not None:
+            if row.windows is not None:
                 staged["windows"] = await asyncio.to_thread(
-                    self.window_files.stage, lambda f: save_windows(f, windows, feature_config))
-            if audio is not None:
-                staged["audio"] = await asyncio.to_thread(self.audio_files.stage, lambda f: f.write(audio))
+                    self.window_files.stage, lambda f: save_windows(f, row.windows, row.feature_config))
+            if keep_audio:
+                staged["audio"] = await asyncio.to_thread(self.audio_files.stage, lambda f: f.write(upload.data))
             async with self._transaction() as db:
                 cursor = await db.execute(
                     "INSERT INTO predictions (user_id, guild_id, channel_id, interaction_id, created_at,"
                     " file_name, file_sha256, duration_s, model_version, genre, confidence, top_k, sound)"
                     " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                    (user_id, guild_id, channel_id, interaction_id, _now(), file_name, file_sha256,
-                     float(duration_s), model_version, genre, confidence, json.dumps(ranked), sound),
+                    (upload.user_id, upload.guild_id, upload.channel_id, upload.interaction_id, _now(),
+                     upload.file_name, upload.file_sha256, row.duration_s, row.model_version, row.genre,
+                     row.confidence, json.dumps(row.top_k), row.sound),
                 )
                 prediction_id = cursor.lastrowid
                 for column, store, suffix in (("windows", self.window_files, ".npz"),
-                                              ("audio", self.audio_files, audio_suffix(file_name))):
+                                              ("audio", self.audio_files, audio_suffix(upload.file_name))):
                     if column in staged:
                         name = await asyncio.to_thread(store.publish, staged.pop(column), prediction_id, suffix)
                         published.append(store.path(name))
@@ -196,11 +197,11 @@ class SqliteStorage(StorageBase):
         except sqlite3.IntegrityError as e:
             raise StorageError(f"message {message_id} already belongs to another prediction") from e
 
-    async def get_prediction(self, prediction_id: int) -> Prediction | None:
+    async def get_prediction(self, prediction_id: int) -> StoredPrediction | None:
         row = await self._fetchone(f"SELECT {_PREDICTION_COLUMNS} FROM predictions WHERE id = ?", (prediction_id,))
         return self._prediction(row) if row else None
 
-    async def prediction_by_message(self, message_id: int) -> Prediction | None:
+    async def prediction_by_message(self, message_id: int) -> StoredPrediction | None:
         row = await self._fetchone(
             f"SELECT {_PREDICTION_COLUMNS} FROM predictions WHERE message_id = ?", (message_id,)
         )

@@ -22,7 +22,7 @@ print("excerpts; `ff` = trained on the fault-filtered train part, scored on its 
 print("no shared artist). Brackets: 95 % bootstrap intervals resampling tracks. Features are musicnn")
 print("(MSD) window embeddings, averaged over a song's windows unless stated; `sqrt` = signed square")
 print("root per window; heads are standardised logistic regressions unless stated; `balanced` /")
-print("`w=class` = every genre weighs the same. Made by `scripts/model_selection` (see its README).\n")
+print("`w=class` = every genre weighs the same. Made by `research/model_selection` (see its README).\n")
 for name, title in ROUNDS.items():
     path = os.path.join(here, name)
     if not os.path.exists(path):
@@ -31,7 +31,7 @@ for name, title in ROUNDS.items():
     print("| variant | accuracy | balanced accuracy | ff accuracy | ff balanced |")
     print("|---|---|---|---|---|")
     for r in json.load(open(path)):
-        print(f"| {r['name']} | {r['accuracy']:.3f} [{r['acc_ci'][0]:.3f}, {r['acc_ci'][1]:.3f}] | "
+        print(f"| {r['name'].replace(' | ', ' + ')} | {r['accuracy']:.3f} [{r['acc_ci'][0]:.3f}, {r['acc_ci'][1]:.3f}] | "
               f"{r['balanced']:.3f} [{r['bal_ci'][0]:.3f}, {r['bal_ci'][1]:.3f}] | "
               f"{r.get('ff_acc', float('nan')):.3f} | {r.get('ff_bal', float('nan')):.3f} |")
     print()

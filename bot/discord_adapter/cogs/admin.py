@@ -15,15 +15,13 @@ import discord
 from discord import app_commands
 from discord.ext import commands
 
+from bot.discord_adapter import replies
 from bot.retraining import run_retrain
 
 if TYPE_CHECKING:
     from bot.discord_adapter.client import GenreBot
 
 log = logging.getLogger(__name__)
-
-REFUSED = "\N{NO ENTRY SIGN} Only the bot's admins can do that; nothing was changed."
-
 
 class AdminCog(commands.Cog):
     """Retraining and statistics."""
@@ -36,7 +34,7 @@ class AdminCog(commands.Cog):
         if self.bot.is_admin(interaction.user):
             return False
         log.info("refused admin command from user %s", interaction.user.id)
-        await interaction.response.send_message(REFUSED, ephemeral=True)
+        await interaction.response.send_message(replies.ADMINS_ONLY, ephemeral=True)
         return True
 
     @app_commands.command(name="genre-stats", description="Prediction and feedback statistics (admins)")
@@ -44,17 +42,8 @@ class AdminCog(commands.Cog):
     async def stats(self, interaction: discord.Interaction) -> None:
         if await self._refuse_non_admin(interaction):
             return
-        st = await self.bot.storage.stats()
-        accuracy = "n/a" if st.feedback_accuracy is None else f"{st.feedback_accuracy:.0%}"
-        embed = discord.Embed(title="genrebot statistics", colour=discord.Colour.dark_teal())
-        embed.add_field(name="Predictions", value=str(st.n_predictions))
-        embed.add_field(name="Not music", value=str(st.n_not_music))
-        embed.add_field(name="Votes", value=f"\N{WHITE HEAVY CHECK MARK} {st.n_votes_right} \N{MIDDLE DOT} "
-                                            f"\N{CROSS MARK} {st.n_votes_wrong} \N{MIDDLE DOT} {st.n_corrections} corrections")
-        embed.add_field(name="Accuracy by feedback", value=f"{accuracy} of {st.n_predictions_with_feedback} rated")
-        embed.add_field(name="Live model", value=self.bot.inference.model_version)
-        embed.add_field(name="Queue", value=f"{self.bot.inference.pending} running or waiting")
-        embed.add_field(name="Worst event-loop stall", value=f"{self.bot.lag.max_lag * 1000:.0f} ms")
+        embed = replies.stats_embed(await self.bot.storage.stats(), live=self.bot.inference.model_version,
+                                    pending=self.bot.inference.pending, worst_stall_s=self.bot.lag.max_lag)
         await interaction.response.send_message(embed=embed, ephemeral=True)
 
     @app_commands.command(name="retrain", description="Train a new model from the base data plus corrections (admins)")
@@ -64,12 +53,10 @@ class AdminCog(commands.Cog):
             return
         settings = self.bot.settings
         if settings.base_data is None:
-            await interaction.response.send_message(
-                "Retraining is not configured: set GENREBOT_BASE_DATA to the base training data.", ephemeral=True)
+            await interaction.response.send_message(replies.RETRAIN_NOT_CONFIGURED, ephemeral=True)
             return
         if self._retrain_lock.locked():
-            await interaction.response.send_message("A retrain is already running; wait for it to finish.",
-                                                    ephemeral=True)
+            await interaction.response.send_message(replies.RETRAIN_RUNNING, ephemeral=True)
             return
         async with self._retrain_lock:
             await interaction.response.defer(thinking=True)
@@ -79,11 +66,10 @@ class AdminCog(commands.Cog):
                 nonlocal last_edit
                 if time.monotonic() - last_edit > 2.0:
                     last_edit = time.monotonic()
-                    await self._say(interaction, f"\N{GEAR} Retraining: {message}")
+                    await self._say(interaction, replies.retrain_progress(message))
 
-            outcome = await run_retrain(settings, self.bot.storage, self.bot.inference, progress)
-            icon = {"promoted": "\N{WHITE HEAVY CHECK MARK}", "kept": "\N{NO ENTRY}"}.get(outcome.status, "\N{CROSS MARK}")
-            await self._say(interaction, f"{icon} {outcome.message}", final=True)
+            outcome = await run_retrain(settings, self.bot.storage, self.bot.inference, self.bot.store, progress)
+            await self._say(interaction, replies.retrain_outcome(outcome), final=True)
 
     async def _say(self, interaction: discord.Interaction, text: str, final: bool = False) -> None:
         try:

@@ -38,7 +38,7 @@ class CorrectionSelect(discord.ui.Select):
         genre = self.values[0]
         prediction = await bot.storage.prediction_by_message(interaction.message.id) if interaction.message else None
         if prediction is None:
-            await interaction.response.send_message("That reply is no longer tracked.", ephemeral=True)
+            await interaction.response.send_message(replies.NOT_TRACKED, ephemeral=True)
             return
         if genre == prediction.genre:
             await bot.storage.set_vote(prediction.id, interaction.user.id, "right")
