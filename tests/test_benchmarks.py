@@ -28,3 +28,11 @@ def test_benchmark_answers_help_without_the_test_suite(script: Path, tmp_path: P
 
 def test_there_are_benchmarks() -> None:
     assert len(BENCHMARKS) >= 8
+
+
+def test_the_baseline_ref_is_an_argument(tmp_path: Path) -> None:
+    import subprocess
+
+    result = subprocess.run(["bash", str(REPO / "benchmarks" / "make_baseline.sh")], cwd=tmp_path,
+                            capture_output=True, text=True, timeout=30)
+    assert result.returncode == 2 and "usage: bash benchmarks/make_baseline.sh REF" in result.stderr
