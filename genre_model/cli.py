@@ -181,8 +181,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--model", type=Path, default=DEFAULT_MODEL_DIR, metavar="DIR",
                    help="model directory (default: the bundled model)")
     p.add_argument("--json", action="store_true", help="print one JSON object on stdout")
-    p.add_argument("--confusion", type=_image_path, default=Path("confusion.png"),
-                   help="confusion-matrix PNG to write (default: %(default)s)")
+    p.add_argument("--confusion", type=_image_path, default=None,
+                   help="write the confusion matrix as a PNG (default: no file)")
 
     p = sub.add_parser("predict", help="genre of audio files")
     p.add_argument("files", nargs="*", type=Path, help="audio files (default: the bundled example clip)")
@@ -239,22 +239,40 @@ def _cv(args: argparse.Namespace) -> int:
 
 def _evaluate(args: argparse.Namespace) -> int:
     from genre_model import plots
+    from genre_model.config import WINDOWS_EXTENSION
     from genre_model.dataset import load_dataset
     from genre_model.evaluate import format_report, report, score_tracks
     from genre_model.predict import Classifier
 
     clf = Classifier(args.model)
     tracks = load_dataset(args.data, clf.labels)
+    not_music: list[dict[str, str]] = []
+
+    def probabilities_of(track):
+        """A song's genre probabilities; a file the model calls not music is set aside (not a genre error)."""
+        if track.path.suffix.lower() == WINDOWS_EXTENSION:
+            return clf.file_probabilities(track.path)
+        pred = clf.predict(track.path)
+        if not pred.music:
+            not_music.append({"file": str(track.path), "label": track.label, "sound": pred.sound})
+            return None
+        return pred.probabilities_array(clf.labels)
+
     results, skipped = score_tracks(
-        tracks, clf.labels, lambda t: clf.file_probabilities(t.path),
+        tracks, clf.labels, probabilities_of,
         progress=None if args.json else lambda i, n: print(f"\r{i}/{n} tracks", end="", file=sys.stderr))
     if not args.json:
         print(file=sys.stderr)
     rep = report(results, clf.labels)
-    rep.update(model_version=clf.version, skipped=skipped)
+    rep["per_genre"] = {g: m for g, m in rep["per_genre"].items() if m["support"] or m["predicted"]}
+    rep.update(model_version=clf.version, skipped=skipped, not_music=not_music)
     if args.confusion:
         plots.write(args.confusion, plots.confusion_image(rep["confusion"], rep["labels"], f"model {clf.version}"))
     text = format_report(rep)
+    if not_music:
+        text += (f"\n\n{len(not_music)} of {len(not_music) + len(results)} songs called not music "
+                 f"(set apart, not counted as genre errors):\n")
+        text += "\n".join(f"  {m['file']} ({m['label']}): {m['sound']}" for m in not_music)
     if skipped:
         text += f"\n\nskipped {len(skipped)} unreadable file{'s' if len(skipped) > 1 else ''} (not scored):\n"
         text += "\n".join(f"  {s['file']}: {s['error']}" for s in skipped)

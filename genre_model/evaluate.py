@@ -90,7 +90,8 @@ def metrics(probabilities: np.ndarray, targets: np.ndarray, labels: Sequence[str
         recall = tp / support if support else 0.0
         f1 = 2 * precision * recall / (precision + recall) if precision + recall else 0.0
         per_genre[label] = {"precision": round(float(precision), 4), "recall": round(float(recall), 4),
-                            "f1": round(float(f1), 4), "support": support}
+                            "f1": round(float(f1), 4), "support": support,
+                            "predicted": int(confusion[:, i].sum())}
         if support:
             recalls.append(recall)
             f1s.append(f1)
@@ -152,15 +153,18 @@ def worst_misclassifications(results: Sequence[TrackResult], labels: Sequence[st
 
 
 def score_tracks(tracks: Sequence[Track], labels: Sequence[str],
-                 probabilities_of: Callable[[Track], np.ndarray],
+                 probabilities_of: Callable[[Track], np.ndarray | None],
                  progress: Callable[[int, int], None] | None = None) -> tuple[list[TrackResult], list[dict]]:
-    """Run ``probabilities_of`` on every track; unusable tracks are reported, not fatal."""
+    """Run ``probabilities_of`` on every track; unusable tracks are reported, not fatal. A track for
+    which it returns None was set aside by the caller (e.g. judged not music): neither scored nor skipped."""
     results, skipped = [], []
     for i, track in enumerate(tracks):
         if track.label not in labels:
             raise DatasetError(f"{track.path.name}: genre {track.label!r} is not one the model knows")
         try:
-            results.append(TrackResult(str(track.path), track.label, probabilities_of(track)))
+            probabilities = probabilities_of(track)
+            if probabilities is not None:
+                results.append(TrackResult(str(track.path), track.label, probabilities))
         except (AudioError, DatasetError) as exc:
             skipped.append({"file": str(track.path), "error": str(exc)})
         if progress:
@@ -197,6 +201,8 @@ def format_report(rep: dict[str, Any]) -> str:
              f"macro-F1 {rep['macro_f1']:.3f}  ECE {rep['ece']:.3f}", "",
              f"{'genre':<10} {'prec':>6} {'recall':>6} {'f1':>6} {'n':>4}"]
     for label, m in rep["per_genre"].items():
+        if not m["support"] and not m.get("predicted", 1):  # a genre neither in the data nor predicted
+            continue
         lines.append(f"{label:<10} {m['precision']:>6.2f} {m['recall']:>6.2f} {m['f1']:>6.2f} {m['support']:>4}")
     if rep.get("worst"):
         lines += ["", "most confident mistakes:"]

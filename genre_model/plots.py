@@ -134,7 +134,8 @@ def prediction_image(
 ) -> bytes:
     """PNG (800 px wide) of a log-mel spectrogram on a kHz axis with the genre timeline under it.
 
-    ``segments`` holds gap-free ``(start_s, end_s, genre)`` stretches drawn as one bar, each
+    ``segments`` holds the ``(start_s, end_s, genre)`` stretches that were heard, drawn on one bar
+    (grey where nothing was analysed), each
     genre in its colour (named inside the bar where it fits, and in the legend); ``windows``
     holds the ``(start_s, end_s)`` actually analysed, marked under the bar. ``title`` (the
     result) leads the top line, the file's ``name`` gets the rest of it; ``caption`` is set
@@ -190,11 +191,12 @@ def prediction_image(
         draw.line((_LEFT - 5, py, _LEFT - 1, py), fill=_MUTED, width=1)
         draw.text((_LEFT - 8, py), label, fill=_MUTED, font=small, anchor="rm")
 
-    # Timeline: one gap-free bar, genre names where they fit; analysed windows marked under it.
+    # Timeline: the heard stretches on one bar, genre names where they fit; analysed windows marked under it.
     def px(t: float) -> float:
         return _LEFT + plot_w * min(max(t / duration, 0.0), 1.0)
 
     label_font = _font(20)
+    draw.rectangle((_LEFT, bar_top, _LEFT + plot_w, bar_top + _BAR_H), fill=(235, 235, 235))  # not analysed
     for start, end, genre in segments:
         colour = _rgb(genre_colour(index.get(genre, 0)))
         x0, x1 = px(start), px(end)

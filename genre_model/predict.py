@@ -47,6 +47,18 @@ class Segment:
 CLOSE_CALL = 0.15
 #: How many of musicnn's MSD tags a prediction reports (strongest first).
 TOP_TAGS = 3
+#: The words a tag list must have for a genre before its tags are worth showing with that genre
+#: (the genre's own name otherwise). MSD's 50 tags have none for classical or reggae: for those
+#: genres the strongest tags ("instrumental", "beautiful") say nothing about the answer.
+GENRE_VOCABULARY = {"hiphop": ("hip-hop", "hip hop", "rap", "rnb"), "disco": ("disco", "dance", "funk")}
+
+
+def tags_speak_of(genre: str | None, tag_names: tuple[str, ...]) -> bool:
+    """Whether a tag list has words for ``genre`` (so its tags carry information next to it)."""
+    if genre is None:
+        return False
+    words = GENRE_VOCABULARY.get(genre, (genre,))
+    return any(word in name.lower() for name in tag_names for word in words)
 
 
 def covered_seconds(timeline: list[Segment], duration_s: float) -> float:
@@ -61,25 +73,29 @@ def covered_seconds(timeline: list[Segment], duration_s: float) -> float:
 
 
 def timeline_segments(timeline: list[Segment], duration_s: float) -> list[Segment]:
-    """Gap-free segments tiling ``[0, duration_s]``: each instant goes to the window whose centre is nearest.
+    """The drawn timeline: the seconds the analysed windows heard, each in its window's genre.
 
-    Between two neighbouring windows the border is halfway between their centres (the middle
-    of a gap, or of an overlap); runs of one genre are merged, with the mean of their ``p``.
+    Where two windows overlap, the border is halfway between their centres; where they leave a
+    gap (a long song, windows spread over it), the gap stays undrawn: nothing was heard there.
+    Touching runs of one genre are merged, with the mean of their ``p``.
     """
     windows = sorted(timeline, key=lambda s: s.start_s)
-    if not windows:
-        return []
     centres = [(w.start_s + w.end_s) / 2 for w in windows]
-    borders = [0.0] + [round(min(max((a + b) / 2, 0.0), duration_s), 3) for a, b in zip(centres, centres[1:])]
-    borders.append(round(duration_s, 3))
-    merged: list[tuple[float, float, str, list[float]]] = []
-    for w, start, end in zip(windows, borders, borders[1:]):
-        if merged and merged[-1][2] == w.genre:
-            merged[-1] = (merged[-1][0], end, w.genre, merged[-1][3] + [w.p])
+    pieces: list[tuple[float, float, str, list[float]]] = []
+    for i, w in enumerate(windows):
+        start, end = max(w.start_s, 0.0), min(w.end_s, duration_s)
+        if i and windows[i - 1].end_s > w.start_s:  # overlaps the previous window: split the overlap
+            start = max(start, (centres[i - 1] + centres[i]) / 2)
+        if i + 1 < len(windows) and windows[i + 1].start_s < w.end_s:
+            end = min(end, (centres[i] + centres[i + 1]) / 2)
+        start, end = round(start, 3), round(end, 3)
+        if end <= start:
+            continue
+        if pieces and pieces[-1][2] == w.genre and pieces[-1][1] == start:
+            pieces[-1] = (pieces[-1][0], end, w.genre, pieces[-1][3] + [w.p])
         else:
-            merged.append((start, end, w.genre, [w.p]))
-    return [Segment(start, end, genre, round(float(np.mean(ps)), 4))
-            for start, end, genre, ps in merged if end > start]
+            pieces.append((start, end, w.genre, [w.p]))
+    return [Segment(start, end, genre, round(float(np.mean(ps)), 4)) for start, end, genre, ps in pieces]
 
 
 @dataclasses.dataclass
@@ -128,7 +144,8 @@ class Prediction:
 
     @property
     def segments(self) -> list[Segment]:
-        """The timeline as drawn: gap-free, every instant of the decoded audio attributed to a window."""
+        """The timeline as drawn: only the seconds the analysed windows heard (gaps between spread
+        windows stay undrawn)."""
         return timeline_segments(self.timeline, self.duration_s)
 
     def top_k(self, k: int = TOP_K) -> list[tuple[str, float]]:
@@ -151,32 +168,43 @@ class Prediction:
         """A copy without the picture's spectrogram (once the picture is drawn): what a worker sends back."""
         return dataclasses.replace(self, spectrogram=np.zeros((0, 0), np.float32))
 
+    def title(self) -> str:
+        """The picture's headline: the top genres with their chances, led by the verdict when the call
+        is close ("Could be Reggae or Jazz:  Reggae 35%  Jazz 21%  Pop 13%"), tags after; or the
+        not-music sentence."""
+        words = self.verdict()
+        if not self.music:
+            return words[:1].upper() + words[1:]
+        title = "  ".join(f"{display_name(g)} {p:.0%}" for g, p in self.top_k())
+        if self.close_call():
+            title = f"{words[:1].upper()}{words[1:]}:  {title}"
+        if self.tags:
+            title += "   tags: " + ", ".join(t for t, _ in self.tags)
+        return title
+
     def image(self, labels: tuple[str, ...], name: str = "") -> bytes:
         """PNG: the spectrogram with the genre timeline under it (analysed windows marked)."""
         from genre_model.plots import prediction_image
 
-        if self.music:
-            title = "  ".join(f"{display_name(g)} {p:.0%}" for g, p in self.top_k())
-            if self.tags:
-                title += "   tags: " + ", ".join(t for t, _ in self.tags)
-        else:
-            title = verdict(self.genre, self.probabilities, self.sound).capitalize()
         return prediction_image(
             self.spectrogram, self.seconds_per_frame, self.sample_rate,
             segments=[(s.start_s, s.end_s, s.genre) for s in self.segments] if self.music else [],
             windows=[(s.start_s, s.end_s) for s in self.timeline],
-            labels=labels, title=title, name=name,
+            labels=labels, title=self.title(), name=name,
             caption=f"analysed {coverage(self.analysed_s, self.duration_s, self.n_windows)}")
 
     def to_json(self, file: str) -> dict[str, Any]:
-        """The ``genre-model predict --json`` record."""
+        """The ``genre-model predict --json`` record. Not music: no genre timeline or tags, only the
+        seconds each analysed window read."""
+        timeline = [dataclasses.asdict(s) if self.music else {"start_s": s.start_s, "end_s": s.end_s}
+                    for s in self.timeline]
         return {
             "file": file, "music": self.music, "sound": self.sound, "genre": self.genre,
             "close_call": self.close_call(),
             "probabilities": {k: round(v, 6) for k, v in self.probabilities.items()},
-            "tags": [{"tag": t, "p": round(p, 4)} for t, p in self.tags],
-            "timeline": [dataclasses.asdict(s) for s in self.timeline],
-            "segments": [dataclasses.asdict(s) for s in self.segments],
+            "tags": [{"tag": t, "p": round(p, 4)} for t, p in self.tags] if self.music else [],
+            "timeline": timeline,
+            "segments": [dataclasses.asdict(s) for s in self.segments] if self.music else [],
             "duration_s": round(self.duration_s, 3), "analysed_s": round(self.analysed_s, 3),
             "n_windows": self.n_windows, "model_version": self.model_version,
         }
@@ -357,12 +385,14 @@ class Classifier:
             for (begin, end), p in zip(window_spans(starts, cfg, samples.size), per_window)
         ]
         probabilities = {label: float(p) for label, p in zip(self.labels, track)}
+        genre = self.labels[int(track.argmax())] if sound == "music" else None
         return Prediction(
-            genre=self.labels[int(track.argmax())] if sound == "music" else None, probabilities=probabilities,
+            genre=genre, probabilities=probabilities,
             timeline=timeline, duration_s=duration, analysed_s=covered_seconds(timeline, duration),
             model_version=self.version, windows=windows, spectrogram=overview,
             seconds_per_frame=step * cfg.hop_length / cfg.sample_rate, sample_rate=cfg.sample_rate,
-            sound=sound, tags=self.tags(embeddings), features=cfg,
+            sound=sound, features=cfg,
+            tags=self.tags(embeddings) if sound == "music" and tags_speak_of(genre, self.info.tags) else [],
         )
 
 

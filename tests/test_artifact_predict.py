@@ -185,7 +185,7 @@ def test_predict_spreads_capped_windows_over_the_clip(classifier, song: Path) ->
 
 
 def test_whole_song_windows_through_predict(classifier, tmp_path: Path) -> None:
-    """A long clip: the cap's windows spread from start to end; the drawn timeline still tiles all of it."""
+    """A long clip: the cap's windows spread from start to end; the drawn timeline shows what they heard."""
     long_song = encode(synth_music(40.0, 22050, seed=5), tmp_path / "long.wav", 22050, "wav")
     pred = classifier.predict(long_song, max_windows=16)
     assert pred.n_windows == 16
@@ -193,8 +193,8 @@ def test_whole_song_windows_through_predict(classifier, tmp_path: Path) -> None:
     assert pred.analysed_s == pytest.approx(16 * _span_seconds(TINY_FEATURES), abs=0.05)
     segments = pred.segments
     assert segments[0].start_s == 0.0 and segments[-1].end_s == pytest.approx(pred.duration_s, abs=1e-3)
-    assert all(a.end_s == b.start_s for a, b in zip(segments, segments[1:]))  # no gaps, no overlaps
-    assert all(a.genre != b.genre for a, b in zip(segments, segments[1:]))  # runs of one genre merged
+    assert all(a.end_s <= b.start_s for a, b in zip(segments, segments[1:]))  # in order, no overlaps
+    assert sum(s.end_s - s.start_s for s in segments) == pytest.approx(pred.analysed_s, abs=0.01)  # only what was heard
     for window in pred.timeline:  # each window's own genre colours its middle
         middle = (window.start_s + window.end_s) / 2
         assert next(s for s in segments if s.start_s <= middle < s.end_s).genre == window.genre
@@ -376,8 +376,10 @@ def test_cli_evaluate_json(tiny_model_dir: Path, tmp_path: Path) -> None:
         assert key in rep
     assert rep["n_tracks"] == 5
     assert [s["file"] for s in rep["skipped"]] == [str(data / "blues" / "broken.wav")]
-    assert set(rep["per_genre"]) == set(GENRES)
-    assert np.array(rep["confusion"]).shape == (10, 10) and np.array(rep["confusion"]).sum() == 5
+    confusion_matrix = np.array(rep["confusion"])
+    assert confusion_matrix.shape == (10, 10) and confusion_matrix.sum() == 5
+    shown = {g for i, g in enumerate(GENRES) if confusion_matrix[i].sum() or confusion_matrix[:, i].sum()}
+    assert set(rep["per_genre"]) == shown and {"blues", "metal"} <= shown  # absent genres get no row
     assert 0.0 <= rep["accuracy"] <= 1.0
     assert rep["model_version"] == "test-tiny"
     assert confusion.read_bytes()[:8] == PNG_MAGIC

@@ -168,6 +168,33 @@ def test_plain_evaluate_lists_the_files_it_skipped(capsys, tiny_model_dir: Path,
     assert f"  {broken}: this file is not audio I can read" in out
 
 
+def test_evaluate_sets_not_music_apart_skips_absent_genres_and_writes_only_when_asked(
+        capsys, monkeypatch, tmp_path: Path) -> None:
+    """The shipped model on a folder of two songs and a dial tone, all labelled blues: the tone is
+    listed as not music instead of counting as a genre mistake, only genres in the data or
+    predicted get a row, and no confusion.png appears unless --confusion names one."""
+    import json
+    import numpy as np
+
+    data = tmp_path / "data"
+    for i in range(2):
+        encode(synth_music(8.0, 22050, seed=80 + i), data / "blues" / f"song-{i}.wav", 22050, "wav")
+    t = np.arange(10 * 22050) / 22050
+    encode(0.4 * (np.sin(2 * np.pi * 350 * t) + np.sin(2 * np.pi * 440 * t)), data / "blues" / "dial.wav", 22050)
+    monkeypatch.chdir(tmp_path)
+    code, out, _ = _run(capsys, "evaluate", str(data), "--json")
+    assert code == 0 and not list(tmp_path.glob("*.png"))
+    rep = json.loads(out)
+    assert rep["n_tracks"] == 2 and [m["file"] for m in rep["not_music"]] == [str(data / "blues" / "dial.wav")]
+    assert all(m["support"] or m["predicted"] for m in rep["per_genre"].values())
+    assert "blues" in rep["per_genre"] and len(rep["per_genre"]) <= 3
+    code, out, _ = _run(capsys, "evaluate", str(data), "--confusion", str(tmp_path / "c.png"))
+    assert code == 0 and (tmp_path / "c.png").is_file()
+    assert "1 of 3 songs called not music (set apart, not counted as genre errors):" in out
+    rows = [line.split()[0] for line in out.split("\n\n")[1].splitlines()[1:]]
+    assert set(rows) <= set(rep["per_genre"])
+
+
 # --- train: only the result on stdout ------------------------------------------------------------
 
 @pytest.mark.slow

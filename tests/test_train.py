@@ -76,7 +76,7 @@ def test_fit_logistic_is_the_standardised_sklearn_model() -> None:
 
 def test_train_musicnn_end_to_end(dataset: Path, tmp_path: Path) -> None:
     from genre_model.artifact import load_info
-    from genre_model.predict import Classifier
+    from genre_model.predict import Classifier, tags_speak_of
     from genre_model.train import train
 
     opts = TrainOptions(c=0.1, detector_clips=1, calibration_folds=2, cache_dir=tmp_path / "cache")
@@ -89,8 +89,11 @@ def test_train_musicnn_end_to_end(dataset: Path, tmp_path: Path) -> None:
     for genre in STYLES:
         clip = encode(styled(genre, 6.0, seed=900 + len(genre)), tmp_path / f"new-{genre}.wav", SR)
         pred = clf.predict(clip)
-        assert pred.music and pred.genre in STYLES and len(pred.tags) == 3
-        assert pred.to_json("x")["tags"][0]["tag"] in info.tags
+        assert pred.music and pred.genre in STYLES
+        if tags_speak_of(pred.genre, info.tags):  # MSD's tags have words for blues and metal, none for classical
+            assert len(pred.tags) == 3 and pred.to_json("x")["tags"][0]["tag"] in info.tags
+        else:
+            assert pred.tags == [] and pred.genre == "classical"
     assert any(p.name.startswith("detector-set-") for p in (tmp_path / "cache").iterdir())  # cached for the next retrain
 
 
