@@ -87,13 +87,17 @@ async def export_corrections(settings: Settings, out_dir: Path) -> int:
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="genre-bot", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
+    env_help = "read settings from this file (default: .env in the current folder); environment variables win"
+    parser.add_argument("--env-file", type=Path, default=None, metavar="PATH", help=env_help)
     sub = parser.add_subparsers(dest="command")
-    sub.add_parser("run", help="run the bot (the default)")
+    run = sub.add_parser("run", help="run the bot (the default)")
+    run.add_argument("--env-file", type=Path, default=argparse.SUPPRESS, metavar="PATH", help=env_help)
     export = sub.add_parser("export-corrections", help="write the correction dataset")
     export.add_argument("out_dir", type=Path)
+    export.add_argument("--env-file", type=Path, default=argparse.SUPPRESS, metavar="PATH", help=env_help)
     args = parser.parse_args(argv)
     try:
-        settings = load_settings(require_token=args.command != "export-corrections")
+        settings = load_settings(require_token=args.command != "export-corrections", env_file=args.env_file)
         setup_logging(settings)
         if args.command == "export-corrections":
             count = asyncio.run(export_corrections(settings, args.out_dir))
