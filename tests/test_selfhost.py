@@ -79,3 +79,23 @@ def test_missing_env_file_is_one_clear_line(tmp_path):
                             capture_output=True, text=True, timeout=60)
     assert result.returncode == 2
     assert result.stderr.strip().splitlines() == ["genre-bot: --env-file nope.env: no such file"]
+
+
+def test_version_and_help(tmp_path):
+    from genre_model import __version__
+
+    for cmd in ("genre-bot", "genre-model"):
+        result = subprocess.run([str(GENRE_BOT.parent / cmd), "--version"], cwd=tmp_path, env=clean_env(),
+                                capture_output=True, text=True, timeout=60)
+        assert result.returncode == 0, result.stderr
+        assert result.stdout.startswith(f"{cmd} {__version__}"), result.stdout
+    result = subprocess.run([str(GENRE_BOT), "--help"], cwd=tmp_path, env=clean_env(), capture_output=True,
+                            text=True, timeout=60)
+    assert result.returncode == 0 and "--env-file" in result.stdout and "--version" in result.stdout
+    assert "``" not in result.stdout and "`" not in result.stdout, result.stdout
+
+
+async def test_no_voice_warnings_at_start(server, tmp_path):
+    _write_env(tmp_path / ".env", server)
+    log = await _start_and_stop(server, tmp_path, [])
+    assert "PyNaCl" not in log and "davey" not in log and "voice will NOT" not in log, log
