@@ -99,3 +99,17 @@ async def test_no_voice_warnings_at_start(server, tmp_path):
     _write_env(tmp_path / ".env", server)
     log = await _start_and_stop(server, tmp_path, [])
     assert "PyNaCl" not in log and "davey" not in log and "voice will NOT" not in log, log
+
+
+def test_env_example_lists_every_setting():
+    import re
+
+    import bot.settings
+
+    root = Path(__file__).resolve().parents[1]
+    source = Path(bot.settings.__file__).read_text()
+    read = set(re.findall(r'"((?:GENREBOT|DISCORD)_[A-Z_]+)"', source))
+    example = (root / ".env.example").read_text()
+    listed = set(re.findall(r"^#?((?:GENREBOT|DISCORD)_[A-Z_]+)=", example, re.M))
+    assert read == listed, (sorted(read - listed), sorted(listed - read))
+    assert re.search(r"^DISCORD_TOKEN=$", example, re.M)
