@@ -113,3 +113,27 @@ def test_env_example_lists_every_setting():
     listed = set(re.findall(r"^#?((?:GENREBOT|DISCORD)_[A-Z_]+)=", example, re.M))
     assert read == listed, (sorted(read - listed), sorted(listed - read))
     assert re.search(r"^DISCORD_TOKEN=$", example, re.M)
+
+
+PERMISSIONS = 117824  # the integer the README documents
+
+
+def test_permission_integer_and_invite_url(tmp_path):
+    import base64
+
+    from bot.discord_adapter.permissions import required_permissions
+
+    perms = required_permissions()
+    assert perms.value == PERMISSIONS
+    assert {name for name, on in perms if on} == {"view_channel", "send_messages", "embed_links", "attach_files",
+                                                 "add_reactions", "read_message_history"}
+    readme = (Path(__file__).resolve().parents[1] / "README.md").read_text()
+    assert f"permissions={PERMISSIONS}" in readme
+    app_id = 123456789012345678
+    token = base64.urlsafe_b64encode(str(app_id).encode()).decode().rstrip("=") + ".abc.def"
+    (tmp_path / ".env").write_text(f"DISCORD_TOKEN={token}\n")
+    result = subprocess.run([str(GENRE_BOT), "invite-url"], cwd=tmp_path, env=clean_env(), capture_output=True,
+                            text=True, timeout=60)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip() == (f"https://discord.com/oauth2/authorize?client_id={app_id}"
+                                     f"&scope=bot+applications.commands&permissions={PERMISSIONS}")

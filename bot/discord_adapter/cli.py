@@ -122,7 +122,22 @@ def main(argv: Sequence[str] | None = None) -> int:
     export = sub.add_parser("export-corrections", help="write the correction dataset")
     export.add_argument("out_dir", type=Path)
     export.add_argument("--env-file", type=Path, default=argparse.SUPPRESS, metavar="PATH", help=env_help)
+    invite = sub.add_parser("invite-url", help="print the URL that invites the bot with the permissions it needs")
+    invite.add_argument("application_id", nargs="?", type=int, help="default: read from DISCORD_TOKEN")
+    invite.add_argument("--env-file", type=Path, default=argparse.SUPPRESS, metavar="PATH", help=env_help)
     args = parser.parse_args(argv)
+    if args.command == "invite-url":
+        from bot.discord_adapter.permissions import application_id_from_token, invite_url
+
+        try:
+            app_id = args.application_id
+            if app_id is None:
+                app_id = application_id_from_token(load_settings(env_file=args.env_file).token)
+        except (SettingsError, ValueError) as exc:
+            print(f"genre-bot: {exc}", file=sys.stderr)
+            return 2
+        print(invite_url(app_id))
+        return 0
     try:
         settings = load_settings(require_token=args.command != "export-corrections", env_file=args.env_file)
         setup_logging(settings)
