@@ -32,6 +32,11 @@ async def _start_and_stop(server, workdir: Path, args: list[str]) -> str:
             done, _ = await asyncio.wait({exited, ready}, return_when=asyncio.FIRST_COMPLETED)
             assert ready in done, f"bot exited early: {log.read_text(errors='replace')}"
             ready.result()
+            for _ in range(600):  # a healthy start ends with "logged in as NAME (ID)"
+                if "logged in as" in log.read_text(errors="replace") or proc.returncode is not None:
+                    break
+                await asyncio.sleep(0.1)
+            assert "logged in as" in log.read_text(errors="replace"), log.read_text(errors="replace")
             proc.send_signal(signal.SIGTERM)
             assert await asyncio.wait_for(exited, 30) == 0, log.read_text(errors="replace")
         finally:
@@ -125,7 +130,7 @@ def test_permission_integer_and_invite_url(tmp_path):
 
     perms = required_permissions()
     assert perms.value == PERMISSIONS
-    assert {name for name, on in perms if on} == {"view_channel", "send_messages", "embed_links", "attach_files",
+    assert {name for name, on in perms if on} == {"read_messages", "send_messages", "embed_links", "attach_files",  # read_messages = View Channel
                                                  "add_reactions", "read_message_history"}
     readme = (Path(__file__).resolve().parents[1] / "README.md").read_text()
     assert f"permissions={PERMISSIONS}" in readme
