@@ -22,7 +22,7 @@ async def open_storage(settings: Settings) -> Storage:
         try:
             from bot.storage.postgres import PostgresStorage
         except ImportError as exc:
-            raise SettingsError("GENREBOT_DATABASE_URL needs asyncpg: pip install 'genrebot[postgres]'") from exc
+            raise SettingsError("GENREBOT_DATABASE_URL needs asyncpg: pip install '.[postgres]'") from exc
         return await PostgresStorage.open(settings.database_url)
     return await SqliteStorage.open(settings.db_path, settings.data_dir)
 
@@ -49,7 +49,7 @@ def make_inference(settings: Settings, store: ModelStore) -> InferenceBackend:
         try:
             from bot.inference.ray_serve import RayServeBackend
         except ImportError as exc:
-            raise SettingsError(f"GENREBOT_INFERENCE=ray needs Ray Serve: pip install 'genrebot[ray]' ({exc})") from None
+            raise SettingsError(f"GENREBOT_INFERENCE=ray needs Ray Serve: pip install '.[ray]' ({exc})") from None
         return RayServeBackend(store, address=settings.ray_address, replicas=settings.ray_replicas,
                                max_replicas=settings.ray_max_replicas, replica_cpus=settings.ray_replica_cpus,
                                max_queue=settings.queue_limit, timeout=settings.inference_timeout,

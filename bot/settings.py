@@ -77,13 +77,23 @@ def _flag(name: str, value: str) -> bool:
     raise SettingsError(f"{name} must be true or false, got {value!r}")
 
 
-def load_settings(env: Mapping[str, str] | None = None, *, dotenv: bool = True, require_token: bool = True) -> Settings:
-    """Build :class:`Settings` from ``env`` (default: ``os.environ`` after reading ``.env``)."""
+def load_settings(env: Mapping[str, str] | None = None, *, dotenv: bool = True, require_token: bool = True,
+                  env_file: str | os.PathLike | None = None) -> Settings:
+    """Build :class:`Settings` from ``env`` (default: ``os.environ`` after reading ``.env``).
+
+    The file is ``env_file`` when given (it must exist), else ``.env`` in the current working
+    folder (the folder the bot is started from) when there is one. Real environment variables
+    win over the file.
+    """
     if env is None:
         if dotenv:
             from dotenv import load_dotenv
 
-            load_dotenv(override=False)
+            path = Path(env_file) if env_file is not None else Path.cwd() / ".env"
+            if env_file is not None and not path.is_file():
+                raise SettingsError(f"--env-file {path}: no such file")
+            if path.is_file():
+                load_dotenv(dotenv_path=path, override=False)
         env = os.environ
     token = env.get("DISCORD_TOKEN", "").strip()
     if require_token and not token:

@@ -4,7 +4,7 @@ A plain library and command line (``genre-model``); it knows nothing about Disco
 The serving path (:mod:`genre_model.audio`, :mod:`genre_model.features`,
 :mod:`genre_model.predict`, :mod:`genre_model.plots`) never imports TensorFlow and
 runs on a plain ``pip install genrebot``; training and export (:mod:`genre_model.train`,
-:mod:`genre_model.artifact` saving) need ``pip install 'genrebot[train]'`` and say so
+:mod:`genre_model.artifact` saving) need ``pip install '.[train]'`` and say so
 (:class:`TrainingUnavailable`) when it is missing.
 """
 

@@ -53,7 +53,7 @@ from genre_model.recipe import TrainOptions
 Progress = Callable[[str], None]
 
 #: How to get what training needs on top of a serving install.
-TRAIN_EXTRA = "pip install 'genrebot[train]'"
+TRAIN_EXTRA = "pip install '.[train]'"
 
 
 def import_keras() -> Any:

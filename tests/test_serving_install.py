@@ -22,7 +22,7 @@ import pytest
 from conftest import REPO, encode, run_python, synth_music
 from genre_model.artifact import METADATA, sha256
 
-HINT = "pip install 'genrebot[train]'"
+HINT = "pip install '.[train]'"
 WITHOUT_TRAINING = "import sys; sys.modules.update(tensorflow=None, keras=None, sklearn=None)\n"
 #: Runs the CLI with argv[2:], then writes which heavy modules got imported to argv[1].
 CLI_AND_REPORT = WITHOUT_TRAINING + """

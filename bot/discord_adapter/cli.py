@@ -1,8 +1,4 @@
-"""``genre-bot`` (and ``python -m bot``): run the bot, or export the correction dataset.
-
-    genre-bot                         run the bot (settings from the environment / .env)
-    genre-bot export-corrections DIR  write the corrections in a layout `genre-model train` reads
-"""
+"""``genre-bot`` (and ``python -m bot``): run the bot, or export the correction dataset."""
 
 from __future__ import annotations
 
@@ -26,6 +22,36 @@ from genre_model.artifact import load_info
 from genre_model.errors import GenreModelError
 
 log = logging.getLogger("bot")
+
+# The bot never joins voice: do not warn at every start that PyNaCl / davey (voice only) are missing.
+for _flag in ("warn_nacl", "warn_dave"):
+    if hasattr(discord.VoiceClient, _flag):
+        setattr(discord.VoiceClient, _flag, False)
+
+DESCRIPTION = """\
+The genrebot Discord bot: /genre names the genre of an uploaded song.
+
+  genre-bot                         run the bot (settings from the environment / .env)
+  genre-bot export-corrections DIR  write the corrections in a layout genre-model train reads
+"""
+
+
+class _Version(argparse.Action):
+    """``--version``: the package version and the bundled model's."""
+
+    def __init__(self, option_strings, dest, **kwargs) -> None:
+        super().__init__(option_strings, dest, nargs=0, default=argparse.SUPPRESS, **kwargs)
+
+    def __call__(self, parser, namespace, values, option_string=None) -> None:
+        from genre_model import __version__
+        from genre_model.config import DEFAULT_MODEL_DIR
+
+        try:
+            model = f" (bundled model {load_info(DEFAULT_MODEL_DIR, verify=False).version})"
+        except GenreModelError:
+            model = ""
+        print(f"genre-bot {__version__}{model}")
+        parser.exit()
 
 
 class RedactToken(logging.Filter):
@@ -86,15 +112,35 @@ async def export_corrections(settings: Settings, out_dir: Path) -> int:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="genre-bot", description=__doc__,
+    parser = argparse.ArgumentParser(prog="genre-bot", description=DESCRIPTION,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--version", action=_Version, help="print the version and exit")
+    env_help = "read settings from this file (default: .env in the current folder); environment variables win"
+    parser.add_argument("--env-file", type=Path, default=None, metavar="PATH", help=env_help)
     sub = parser.add_subparsers(dest="command")
-    sub.add_parser("run", help="run the bot (the default)")
+    run = sub.add_parser("run", help="run the bot (the default)")
+    run.add_argument("--env-file", type=Path, default=argparse.SUPPRESS, metavar="PATH", help=env_help)
     export = sub.add_parser("export-corrections", help="write the correction dataset")
     export.add_argument("out_dir", type=Path)
+    export.add_argument("--env-file", type=Path, default=argparse.SUPPRESS, metavar="PATH", help=env_help)
+    invite = sub.add_parser("invite-url", help="print the URL that invites the bot with the permissions it needs")
+    invite.add_argument("application_id", nargs="?", type=int, help="default: read from DISCORD_TOKEN")
+    invite.add_argument("--env-file", type=Path, default=argparse.SUPPRESS, metavar="PATH", help=env_help)
     args = parser.parse_args(argv)
+    if args.command == "invite-url":
+        from bot.discord_adapter.permissions import application_id_from_token, invite_url
+
+        try:
+            app_id = args.application_id
+            if app_id is None:
+                app_id = application_id_from_token(load_settings(env_file=args.env_file).token)
+        except (SettingsError, ValueError) as exc:
+            print(f"genre-bot: {exc}", file=sys.stderr)
+            return 2
+        print(invite_url(app_id))
+        return 0
     try:
-        settings = load_settings(require_token=args.command != "export-corrections")
+        settings = load_settings(require_token=args.command != "export-corrections", env_file=args.env_file)
         setup_logging(settings)
         if args.command == "export-corrections":
             count = asyncio.run(export_corrections(settings, args.out_dir))

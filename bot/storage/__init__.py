@@ -4,7 +4,7 @@
 (shared, ``GENREBOT_DATABASE_URL``) implement it side by side; :mod:`~bot.storage.migrate`
 applies their numbered SQL, :mod:`~bot.storage.files` keeps per-prediction files in the data
 folder, :mod:`~bot.storage.export` writes the correction dataset. The PostgreSQL backend is
-imported on demand (it needs ``asyncpg``: ``pip install 'genrebot[postgres]'``).
+imported on demand (it needs ``asyncpg``: ``pip install '.[postgres]'``).
 """
 
 from bot.errors import StorageError
