@@ -43,6 +43,12 @@ RUN wheel="$(ls /wheels/genrebot-*.whl)" \
 FROM python:3.11-slim
 RUN useradd --create-home --uid 10001 genrebot && mkdir -p /data && chown genrebot:genrebot /data
 COPY --from=ffmpeg /usr/local/bin/ffmpeg /usr/local/bin/ffmpeg
+# "" (serving) or e.g. "train" or "train,ray,postgres": training also needs espeak-ng (it synthesises
+# the speech the not-music detector learns from); after the system layers every image shares.
+ARG EXTRAS=
+RUN case ",${EXTRAS}," in *,train,*) apt-get update \
+      && apt-get install -y --no-install-recommends espeak-ng \
+      && rm -rf /var/lib/apt/lists/* ;; esac
 COPY --from=install /staging/ /
 # The container helpers deploy/compose.yaml runs (wait for PostgreSQL and Ray, the Ray head with Serve).
 COPY deploy/container/ /usr/local/lib/genrebot/

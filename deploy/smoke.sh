@@ -83,6 +83,26 @@ while [ "$(date +%s)" -lt "$deadline" ]; do
     if result="$(grep -m1 -E "SMOKE (PASSED|FAILED)" <<<"$log")"; then break; fi
     sleep 5
 done
+echo "== start-up per container (s after compose up: running, then ready as its log says)"
+ready_marker() {
+    case "$1" in
+        *_postgres_*) echo "database system is ready to accept connections" ;;
+        *_ray-head_*) echo "Ray and Serve are up" ;;
+        *_ray-worker_*) echo "Ray runtime started" ;;
+        *_bot-*) echo "logged in as" ;;
+        *_fakediscord_*) echo "START READY" ;;
+    esac
+}
+epoch() { date -d "$1" +%s.%N 2>/dev/null || echo ""; }
+for c in $(containers); do
+    began="$(epoch "$("$engine" inspect --format '{{.State.StartedAt}}' "$c" | sed 's/ +0000 UTC//; s/ UTC$//')")"
+    line="$("$engine" logs -t "$c" 2>&1 | grep -m1 -- "$(ready_marker "$c")" || true)"
+    ready="$(epoch "${line%% *}")"
+    awk -v t0="$t0" -v b="$began" -v r="$ready" -v c="$c" 'BEGIN {
+        printf "   %-32s running at %5s, ready at %s\n", c, (b == "" ? "?" : sprintf("%.1f", b - t0)),
+               (r == "" ? "(no ready line)" : sprintf("%.1f", r - t0)) }'
+done
+
 echo "== fake Discord's account"
 "$engine" logs "$driver" 2>&1 | grep -E "^\[" | sed 's/^/   /'
 case "$result" in
@@ -108,7 +128,7 @@ stop_order() {  # bots first (they drain and leave Ray), then the driver, Ray wo
 for c in $(stop_order); do
     case "$c" in *_bot-*) grace=40 ;; *) grace=30 ;; esac
     t="$(now)"
-    "$engine" stop -t "$grace" "$c" >/dev/null
+    "$engine" stop -t "$grace" "$c" >/dev/null 2>&1  # podman: "unable to get systemd connection" is harmless
     took="$(since "$t")"
     code="$("$engine" inspect --format '{{.State.ExitCode}}' "$c")"
     printf '   %-32s stopped in %5s s (grace %s s), exit code %s\n' "$c" "$took" "$grace" "$code"
