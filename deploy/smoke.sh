@@ -55,7 +55,9 @@ if [ -z "${SMOKE_SKIP_BUILD:-}" ]; then
         tag="${spec%%:*}"; extras="${spec#*:}"
         t="$(now)"
         echo "== building $tag (EXTRAS=${extras:-none})"
-        "$engine" build -q --build-arg "EXTRAS=$extras" -t "$tag" "$repo" >/dev/null
+        log="${TMPDIR:-/tmp}/genrebot-smoke-build-$tag.log"
+        "$engine" build --build-arg "EXTRAS=$extras" -t "$tag" "$repo" >"$log" 2>&1 \
+            || { tail -40 "$log"; echo "build of $tag failed (log: $log)" >&2; exit 1; }
         echo "   built in $(since "$t") s"
     done
 fi
