@@ -313,12 +313,13 @@ async def _run(settings: Settings, storage: Storage, inference: InferenceBackend
         await stderr_task
     finally:
         _kill_group(process)  # cancelled (the bot is stopping) or done: nothing of the trainer stays
+    if (work / "FORGOTTEN").exists():  # (also when the trainer failed for the files that left its export)
+        log.warning("retrain %d: a member was forgotten while it trained; its candidate is discarded (trainer: "
+                    "exit code %s, %s)", retrain_id, code, error or "no error")
+        return RetrainOutcome("discarded", live)
     if code != 0 or result is None:
         return _failed(live, retrain_id, "the trainer",
                        f"{error or f'exit code {code}'}\n" + "\n".join(stderr_tail))
-    if (work / "FORGOTTEN").exists():
-        log.warning("retrain %d: a member was forgotten while it trained; its candidate is discarded", retrain_id)
-        return RetrainOutcome("discarded", live)
     try:
         version = await asyncio.to_thread(store.add, candidate)
     except (ArtifactError, OSError) as exc:

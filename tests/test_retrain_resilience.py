@@ -172,3 +172,92 @@ async def test_kill_during_retrain_leaves_no_trainer_no_export_and_a_settled_rep
 
 async def _async(value):
     return value
+
+
+# ------------------------------------------------------------------------------------------- forget
+
+
+async def test_forget_during_a_retrain_scrubs_its_export_and_discards_its_candidate(
+        server, tmp_path, storage_backend, base_data, song, monkeypatch):
+    """The uploader runs /genre-forget while the trainer runs: their windows and manifest row leave the
+    export at once, and the candidate trained meanwhile is discarded (never stored, never served)."""
+    from bot import retraining
+
+    monkeypatch.setattr(retraining, "HEARTBEAT_SECONDS", 0.5)
+    settings = make_settings(tmp_path, server, data_dir=storage_backend.data_dir, base_data=base_data,
+                             retrain_epochs=5, **_storage(storage_backend))
+    async with running_bot(server, settings) as run:
+        await classify_and_correct(server, song)
+        handle, _ = await start_retrain(server)
+        export = await poll(lambda: _async(next((storage_backend.data_dir / "retrain").glob("*/corrections"), None)))
+        (npz,) = [p for p in files_under(export) if p.suffix == ".npz"]
+        assert len((export / "MANIFEST.csv").read_text().splitlines()) == 2
+        forget = await server.send_slash_command("genre-forget", {}, user_id=USER_ID)
+        assert "deleted 1 of your predictions" in (await forget.wait_message(timeout=20))["content"]
+        assert not npz.exists(), "the forgotten member's windows left the running export"
+        assert (export / "MANIFEST.csv").read_text().splitlines()[1:] == []
+        final = await handle.wait_message(lambda m: (m.get("content") or "").startswith(FINAL), timeout=300)
+        assert final["content"].startswith("\N{CROSS MARK} Retrain discarded"), final["content"]
+        assert await run.bot.storage.list_models() == []
+        assert not files_under(storage_backend.data_dir / "retrain")
+        assert [r[1] for r in await retrain_rows(storage_backend)] == ["failed"]
+
+
+async def test_forget_after_an_interrupted_retrain_leaves_nothing(server, tmp_path, base_data, song):
+    """SIGKILL mid-retrain left the export on disk; once the bot is back, nothing of the member
+    is anywhere in the data folder after /genre-forget (the sweep took the export, forget the rest)."""
+    from storage_backends import SqliteBackend
+
+    backend = SqliteBackend(tmp_path)
+    env = {"GENREBOT_DATA_DIR": str(backend.data_dir), "GENREBOT_BASE_DATA": str(base_data),
+           "GENREBOT_RETRAIN_EPOCHS": "5", "GENREBOT_WORKERS": "1", **backend.env}
+    bot = await BotProcess(server, tmp_path / "run", **env).start()
+    try:
+        await classify_and_correct(server, song)
+        await start_retrain(server)
+        await poll(lambda: _async(trainers(bot.pid)), timeout=30)
+        (pid,), = await backend.raw("SELECT id FROM predictions")
+        assert any(p.name == f"pred-{pid}.npz" for p in files_under(backend.data_dir / "retrain"))
+    finally:
+        await bot.stop(signal.SIGKILL)
+    bot = await BotProcess(server, tmp_path / "run", **env).start()
+    try:
+        forget = await server.send_slash_command("genre-forget", {}, user_id=USER_ID)
+        assert "deleted 1 of your predictions" in (await forget.wait_message(timeout=20))["content"]
+        left = [p for p in files_under(backend.data_dir) if p.name.startswith((f"pred-{pid}", f"{pid}."))]
+        assert not left, left
+        assert await backend.raw("SELECT count(*) FROM predictions") == [(0,)]
+        assert await backend.raw("SELECT count(*) FROM feedback") == [(0,)]
+    finally:
+        assert await bot.stop() == 0
+
+
+def _storage(backend) -> dict:
+    return {"database_url": backend.url} if backend.name == "postgres" else {"db_path": backend.db_path}
+
+
+# ------------------------------------------------------------------------------------------- errors
+
+
+async def test_a_failing_retrain_says_an_error_id_never_the_exception(server, tmp_path, base_data, caplog):
+    """A disk error in the trainer (its cache folder is a file: FileExistsError, errno 17, a path) is
+    told in public as an error id only; the log holds the detail under that id."""
+    settings = make_settings(tmp_path, server, base_data=base_data, retrain_epochs=5)
+    settings.data_dir.mkdir(parents=True, exist_ok=True)
+    (settings.data_dir / "cache").write_text("not a folder")
+    with caplog.at_level(logging.INFO):
+        async with running_bot(server, settings) as run:
+            handle, _ = await start_retrain(server)
+            final = await handle.wait_message(lambda m: (m.get("content") or "").startswith(FINAL), timeout=300)
+            text = final["content"]
+            assert server.visible_to_channel(final)
+            for leak in ("Errno", "FileExists", "Error:", str(tmp_path), "/cache", "Traceback", "exit code"):
+                assert leak not in text, text
+            found = re.fullmatch(r"\N{CROSS MARK} Retrain failed \(error ([0-9a-f]{6}), see the bot's log\); "
+                                 rf"model {re.escape(run.bot.inference.model_version)} keeps serving\.", text)
+            assert found, text
+            logged = [r.getMessage() for r in caplog.records if found.group(1) in r.getMessage()]
+            assert logged and any("FileExistsError" in m for m in logged), logged
+            assert not files_under(settings.data_dir / "retrain")
+            assert await run.bot.storage.list_models() == []
+            assert await run.bot.storage.running_retrain() is None
