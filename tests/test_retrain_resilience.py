@@ -261,3 +261,141 @@ async def test_a_failing_retrain_says_an_error_id_never_the_exception(server, tm
             assert not files_under(settings.data_dir / "retrain")
             assert await run.bot.storage.list_models() == []
             assert await run.bot.storage.running_retrain() is None
+
+
+# ------------------------------------------------------------------------------------------- two processes
+
+
+@pytest_asyncio.fixture
+async def sharded():
+    """A fake Discord with two shards: the default guild and a second guild on the other shard."""
+    from testkit.fakediscord.sharding import ShardedFakeDiscordServer, shard_of
+
+    srv = ShardedFakeDiscordServer(shard_count=2, default_user_id=USER_ID)
+    await srv.start()
+    srv.other = srv.add_guild(shard_id=1 - shard_of(srv.guild_id, 2))
+    try:
+        yield srv
+    finally:
+        await srv.stop()
+
+
+async def test_two_processes_over_one_database_run_one_retrain_and_share_cooldowns(
+        sharded, tmp_path, pg_cluster, base_data, song):
+    """Two bot processes (one shard each) over one PostgreSQL: while one retrains, the other refuses a
+    second /retrain; a member's /genre pause holds across both; the lock is released when its holder stops."""
+    from storage_backends import PostgresBackend
+
+    from testkit.fakediscord.sharding import shard_of
+
+    database = PostgresBackend(tmp_path, await pg_cluster.create_database())
+    guilds = [(sharded.guild_id, sharded.channel_id), (sharded.other.guild_id, sharded.other.channel_id)]
+    procs = []
+    try:
+        for shard in (0, 1):
+            procs.append(await BotProcess(
+                sharded, tmp_path / f"bot{shard}", GENREBOT_DATA_DIR=str(tmp_path / f"data{shard}"), **database.env,
+                GENREBOT_WORKERS="1", GENREBOT_SHARD_COUNT="2", GENREBOT_SHARD_IDS=str(shard),
+                GENREBOT_BASE_DATA=str(base_data), GENREBOT_RETRAIN_EPOCHS="5",
+                GENREBOT_COOLDOWN_SECONDS="60").start())
+        await sharded.wait_shards([0, 1])
+        first_owner, second_owner = (procs[shard_of(gid, 2)] for gid, _ in guilds)  # the process serving each guild
+
+        # the member's pause is one, whichever process answers
+        first = await _genre(sharded, song, *guilds[0])
+        assert first.get("embeds"), first
+        second = await _genre(sharded, song, *guilds[1])
+        assert "try again in" in (second.get("content") or ""), second
+        assert await database.raw("SELECT count(*) FROM predictions") == [(1,)]
+        other_member = await _genre(sharded, song, *guilds[1], user_id=OTHER_ID)
+        assert other_member.get("embeds"), "another member is not paused"
+
+        # one retrain across both processes
+        running = await sharded.send_slash_command("retrain", {}, user_id=ADMIN_ID, guild_id=guilds[0][0],
+                                                   channel_id=guilds[0][1])
+        await running.wait_edit(1, timeout=60)
+        refused = await sharded.send_slash_command("retrain", {}, user_id=ADMIN_ID, guild_id=guilds[1][0],
+                                                   channel_id=guilds[1][1])
+        msg = await refused.wait_message(timeout=20)
+        assert msg["content"] == replies.RETRAIN_RUNNING and not sharded.visible_to_channel(msg)
+        assert [r[1] for r in await retrain_rows(database)] == ["running"]
+        (owner,), = await database.raw("SELECT owner FROM retrains")
+        assert owner.split(":")[1] == str(first_owner.pid)
+        assert not files_under(second_owner.workdir.parent / f"data{procs.index(second_owner)}" / "retrain"), \
+            "nothing started in the refusing process"
+        # the process running it stops: the lock is released with its row settled as interrupted
+        assert await first_owner.stop(signal.SIGTERM) == 0
+        assert [r[1] for r in await retrain_rows(database)] == ["interrupted"]
+        assert sharded.messages[running.original_message_id]["content"] == replies.RETRAIN_INTERRUPTED
+        # released: the other process may retrain now
+        later = await sharded.send_slash_command("retrain", {}, user_id=ADMIN_ID, guild_id=guilds[1][0],
+                                                 channel_id=guilds[1][1])
+        assert (await later.wait_edit(1, timeout=60))["content"].startswith(GEAR)
+        assert (await database.raw("SELECT owner FROM retrains WHERE state = 'running'"))[0][0].split(":")[1] == \
+            str(second_owner.pid)
+    finally:
+        codes = [await p.stop(signal.SIGTERM) if p.process.returncode is None else p.process.returncode
+                 for p in procs]
+        await pg_cluster.drop_database(database.url)
+    assert codes == [0, 0], [p.log()[-2000:] for p in procs]
+
+
+async def _genre(server, song: bytes, guild_id: int, channel_id: int, user_id: int = USER_ID) -> dict:
+    att = server.add_attachment("song.mp3", song, "audio/mpeg")
+    handle = await server.send_slash_command("genre", {"file": att}, guild_id=guild_id, channel_id=channel_id,
+                                             user_id=user_id)
+    return await handle.wait_message(lambda m: m.get("embeds") or m.get("content"), timeout=90)
+
+
+# ------------------------------------------------------------------------------------------- outages
+
+
+async def test_retrain_during_a_database_outage_fails_cleanly_and_writes_nothing(
+        server, tmp_path, pg_cluster, base_data, caplog):
+    """PostgreSQL is down when an admin asks: a private answer with an error id (no exception text),
+    no scratch folder, no row; once the server is back, /retrain works. An outage after the claim (the
+    export cannot read) ends the run as failed, its scratch folder removed."""
+    from storage_backends import PostgresBackend
+
+    database = PostgresBackend(tmp_path, await pg_cluster.create_database())
+    settings = make_settings(tmp_path, server, database_url=database.url, base_data=base_data, retrain_epochs=5)
+    try:
+        with caplog.at_level(logging.INFO):
+            async with running_bot(server, settings) as run:
+                pg_cluster.crash()
+                try:
+                    handle = await server.send_slash_command("retrain", {}, user_id=ADMIN_ID)
+                    msg = await handle.wait_message(timeout=20)
+                finally:
+                    pg_cluster.restart()
+                found = re.search(r"error ([0-9a-f]{6})", msg["content"])
+                assert msg["content"].startswith("\N{WARNING SIGN} I can't reach my database") and found, msg
+                assert not server.visible_to_channel(msg)
+                for leak in ("Error", "refused", "127.0.0.1", "postgresql://"):
+                    assert leak not in msg["content"], msg["content"]
+                assert any(found.group(1) in r.getMessage() for r in caplog.records)
+                assert not files_under(settings.data_dir / "retrain")
+                assert await database.raw("SELECT count(*) FROM retrains") == [(0,)]
+
+                # the database is back; now it fails between the claim and the export
+                async def outage(out_dir):
+                    raise ConnectionResetError("connection to the database was lost")
+
+                run.bot.storage.export_corrections = outage
+                handle = await poll(lambda: _retrain_started(server), timeout=30)
+                final = await handle.wait_message(lambda m: (m.get("content") or "").startswith(FINAL), timeout=60)
+                assert re.fullmatch(r"\N{CROSS MARK} Retrain failed \(error [0-9a-f]{6}, see the bot's log\); .*",
+                                    final["content"]), final["content"]
+                assert "connection" not in final["content"]
+                assert not files_under(settings.data_dir / "retrain")
+                assert await database.raw("SELECT state FROM retrains") == [("failed",)]
+                del run.bot.storage.export_corrections
+    finally:
+        await pg_cluster.drop_database(database.url)
+
+
+async def _retrain_started(server):
+    """A /retrain that got past the claim (the pool may need a try to notice the restarted server)."""
+    handle = await server.send_slash_command("retrain", {}, user_id=ADMIN_ID)
+    await handle.wait_callback(timeout=20)
+    return handle if handle.callback["type"] == 5 else None
