@@ -399,3 +399,58 @@ async def _retrain_started(server):
     handle = await server.send_slash_command("retrain", {}, user_id=ADMIN_ID)
     await handle.wait_callback(timeout=20)
     return handle if handle.callback["type"] == 5 else None
+
+
+# ------------------------------------------------------------------------------------------- units
+
+
+def test_owner_liveness_on_this_host():
+    import os
+    import socket
+    import subprocess
+    import sys
+
+    from bot import retraining
+
+    me = retraining.process_owner()
+    assert not retraining.owner_is_dead(me)
+    host = socket.gethostname()
+    assert retraining.owner_is_dead(f"{host}:{os.getpid()}:an-earlier-run"), "this pid under another token: a restart"
+    gone = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True)
+    assert retraining.owner_is_dead(f"{host}:{int(gone.stdout)}:x")
+    assert not retraining.owner_is_dead(f"{host}:{os.getppid()}:x"), "a live process on this host"
+    assert not retraining.owner_is_dead(f"elsewhere.example:{int(gone.stdout)}:x"), "another host: only the lease tells"
+
+
+def test_scrub_keeps_only_what_storage_still_holds_and_sweep_keeps_the_running_one(tmp_path):
+    from bot import retraining
+    from bot.feedback import Correction
+    from genre_model.dataset import ManifestRow, write_manifest
+
+    export = tmp_path / "retrain" / "7" / "corrections"
+    rows = []
+    for pid, label in ((1, "rock"), (2, "jazz"), (3, "pop")):
+        (export / label).mkdir(parents=True, exist_ok=True)
+        (export / label / f"pred-{pid}.npz").write_bytes(b"windows")
+        rows.append(ManifestRow(f"{label}/pred-{pid}.npz", label, f"corr-{pid}", source="corrected"))
+    write_manifest(export / "MANIFEST.csv", rows)
+    still = [Correction(1, "rock", "corrected", "corr-1"), Correction(3, "jazz", "corrected", "corr-3")]
+    assert retraining.scrub_exports(tmp_path, still) == 2  # 2 is forgotten; 3's label came from a forgotten voter
+    assert sorted(p.name for p in export.rglob("*.npz")) == ["pred-1.npz"]
+    assert (export / "MANIFEST.csv").read_text().splitlines()[1:] == ["rock/pred-1.npz,rock,corr-1,,,corrected"]
+    assert (export.parent / "FORGOTTEN").exists()
+    assert retraining.scrub_exports(tmp_path, still) == 0
+    (tmp_path / "retrain" / "20261204-031500").mkdir()  # an old run's stamp folder
+    assert sorted(retraining.sweep_scratch(tmp_path, keep=[7])) == ["20261204-031500"]
+    assert retraining.sweep_scratch(tmp_path) == ["7"] and not any((tmp_path / "retrain").iterdir())
+
+
+def test_retrain_wording_never_carries_error_detail():
+    from bot.retraining import RetrainOutcome
+
+    failed = replies.retrain_outcome(RetrainOutcome("failed", "v1", error_id="a1b2c3"))
+    assert failed == "\N{CROSS MARK} Retrain failed (error a1b2c3, see the bot's log); model v1 keeps serving."
+    rollout = replies.retrain_outcome(RetrainOutcome("failed", "v1", "v2", error_id="d4e5f6"))
+    assert rollout.startswith("\N{CROSS MARK} Model v2 was not promoted (error d4e5f6")
+    assert "forgotten" in replies.retrain_outcome(RetrainOutcome("discarded", "v1"))
+    assert "error" in replies.storage_unavailable("0a0b0c") and "interrupted" in replies.RETRAIN_INTERRUPTED
