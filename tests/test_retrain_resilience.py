@@ -493,3 +493,37 @@ async def test_fake_discord_edit_message_rule_after_the_token_expired(server):
         theirs = await server.send_user_message("hello")
         assert (await call("PATCH", f"/channels/{cid}/messages/{theirs['id']}", {"content": "x"}))[0] == 403
         assert (await call("PATCH", f"/channels/{cid}/messages/{theirs['id']}", {"flags": 4}))[0] == 200
+
+
+async def test_a_silent_owner_elsewhere_loses_the_lock_after_its_lease(storage_backend, monkeypatch):
+    """A retrain whose owner runs on another host cannot be checked for life: it keeps the lock while
+    its heartbeat is fresh and loses it once the heartbeat is older than the lease."""
+    from bot import retraining
+
+    store = await storage_backend.open()
+    try:
+        rid = await store.claim_retrain("elsewhere.example:4242:t", 1, 2)
+        assert (await retraining.claim(store, 3, 4)).retrain_id is None
+        monkeypatch.setattr(retraining, "LEASE_SECONDS", 0.0)
+        await asyncio.sleep(0.05)
+        got = await retraining.claim(store, 3, 4)
+        assert got.retrain_id not in (None, rid) and [r.id for r in got.settled] == [rid]
+        assert await storage_backend.raw(f"SELECT state FROM retrains WHERE id = {rid:d}") == [("interrupted",)]
+    finally:
+        await store.close()
+
+
+async def test_cooldowns_fall_back_to_the_process_when_storage_cannot_answer():
+    from bot.ratelimit import SharedCooldowns
+
+    class Down:
+        async def take_cooldown(self, user_id, seconds):
+            raise ConnectionRefusedError("database down")
+
+        async def release_cooldown(self, user_id):
+            raise ConnectionRefusedError("database down")
+
+    cooldowns = SharedCooldowns(Down(), 30.0)
+    assert await cooldowns.retry_after(1) == 0 and await cooldowns.retry_after(1) > 25
+    await cooldowns.forget(1)
+    assert await cooldowns.retry_after(1) == 0
