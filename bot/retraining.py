@@ -198,6 +198,8 @@ def scrub_exports(data_dir: Path, corrections: Iterable[Correction]) -> int:
 async def forget_member(settings: Settings, storage: Storage, user_id: int) -> tuple[int, int]:
     """/genre-forget: delete the member's data in storage, then from every export still on disk."""
     counts = await storage.forget_user(user_id)
+    if not any((Path(settings.data_dir) / SCRATCH).glob(f"*/corrections/{MANIFEST_NAME}")):
+        return counts  # no export on this machine's disk: nothing more to look at
     removed = await asyncio.to_thread(scrub_exports, settings.data_dir, await storage.corrections())
     if removed:
         log.info("removed %d forgotten examples from retrain exports on disk", removed)
@@ -320,6 +322,8 @@ async def _run(settings: Settings, storage: Storage, inference: InferenceBackend
     if code != 0 or result is None:
         return _failed(live, retrain_id, "the trainer",
                        f"{error or f'exit code {code}'}\n" + "\n".join(stderr_tail))
+    if not await storage.retrain_heartbeat(retrain_id):  # settled by another process (lease lost): not ours
+        return _failed(live, retrain_id, "the retrain lost its lock", "its row is no longer running in storage")
     try:
         version = await asyncio.to_thread(store.add, candidate)
     except (ArtifactError, OSError) as exc:
