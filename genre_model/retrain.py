@@ -37,6 +37,8 @@ from genre_model.errors import GenreModelError
 HOLDOUT_SEED = 20261125
 HOLDOUT_FRACTION = 0.2
 HOLDOUT_SCORES = ("n_tracks", "accuracy", "balanced_accuracy", "macro_f1", "ece")
+#: Set by the process that starts a retrain (the bot) to its pid: the retrain then dies with it.
+PARENT_PID_ENV = "GENRE_MODEL_PARENT_PID"
 
 
 @dataclasses.dataclass(frozen=True)
@@ -215,7 +217,29 @@ def run(request: RetrainRequest) -> int:
     return 0
 
 
+def die_with_parent() -> None:
+    """When started by a bot (``GENRE_MODEL_PARENT_PID``): ask Linux to SIGKILL this process when its
+    parent dies (``prctl(PR_SET_PDEATHSIG)``, kept across exec, even if the parent is SIGKILLed), and
+    exit at once if the parent is already gone. Elsewhere (no such variable, not Linux) nothing."""
+    import os
+
+    parent = os.environ.get(PARENT_PID_ENV, "")
+    if not parent.isdigit():
+        return
+    if sys.platform.startswith("linux"):
+        import ctypes
+        import signal
+
+        PR_SET_PDEATHSIG = 1
+        libc = ctypes.CDLL(None, use_errno=True)
+        if libc.prctl(PR_SET_PDEATHSIG, int(signal.SIGKILL), 0, 0, 0) != 0:
+            print(f"prctl(PR_SET_PDEATHSIG) failed: errno {ctypes.get_errno()}", file=sys.stderr)
+    if os.getppid() != int(parent):  # the parent died before the request above took effect
+        sys.exit(1)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
+    die_with_parent()
     request = RetrainRequest.parse(argv)
     try:
         return run(request)

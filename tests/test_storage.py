@@ -756,3 +756,53 @@ async def test_postgres_acknowledged_votes_survive_a_server_crash(tmp_path):
         print(f"\npostgres crash: {len(acked)} votes acknowledged, {len(kept)} stored after recovery")
     finally:
         cluster.stop()
+
+
+# --- retrains (one at a time across processes) and shared cooldowns ------------------------------
+
+
+async def test_one_running_retrain_across_processes_and_its_end(storage_backend):
+    """Two storage connections stand for two bot processes: of concurrent claims one wins; the row
+    keeps its reply's ids and heartbeat; once it ends, a new claim succeeds."""
+    a, b = await storage_backend.open(), await storage_backend.open()
+    try:
+        claims = await asyncio.gather(*(s.claim_retrain(f"host:{i}:t", 7, 99) for i, s in
+                                        enumerate([a, b, a, b])))
+        won = [c for c in claims if c is not None]
+        assert len(won) == 1, claims
+        rid = won[0]
+        await a.attach_retrain_message(rid, 1234)
+        row = await b.running_retrain()
+        assert (row.id, row.state, row.channel_id, row.message_id, row.requested_by) == (rid, "running", 99, 1234, 7)
+        assert 0 <= row.heartbeat_age_s < 30
+        assert await b.retrain_heartbeat(rid)
+        with pytest.raises(ValueError):
+            await a.finish_retrain(rid, "running")
+        assert await b.finish_retrain(rid, "interrupted", "owner gone")
+        assert not await a.finish_retrain(rid, "failed"), "only a running retrain ends"
+        assert not await a.retrain_heartbeat(rid)
+        assert await a.running_retrain() is None
+        assert await storage_backend.raw(f"SELECT state, detail FROM retrains WHERE id = {rid:d}") == [
+            ("interrupted", "owner gone")]
+        assert (await b.claim_retrain("host:9:t", None, None)) not in (None, rid)
+    finally:
+        await a.close()
+        await b.close()
+
+
+async def test_cooldown_is_one_pause_shared_by_processes_and_forgotten_with_the_user(storage_backend):
+    a, b = await storage_backend.open(), await storage_backend.open()
+    try:
+        waits = await asyncio.gather(a.take_cooldown(5, 30.0), b.take_cooldown(5, 30.0), b.take_cooldown(5, 30.0))
+        assert sorted(w == 0 for w in waits) == [False, False, True], waits
+        assert 25 < max(waits) <= 30.0
+        assert await a.take_cooldown(6, 30.0) == 0  # another user
+        await b.release_cooldown(5)
+        assert await a.take_cooldown(5, 0.2) == 0
+        await asyncio.sleep(0.3)
+        assert await b.take_cooldown(5, 30.0) == 0, "a pause that is over lets the next request through"
+        await a.forget_user(5)
+        assert await storage_backend.raw("SELECT user_id FROM cooldowns ORDER BY user_id") == [(6,)]
+    finally:
+        await a.close()
+        await b.close()

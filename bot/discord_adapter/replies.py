@@ -183,13 +183,30 @@ def retrain_progress(message: str) -> str:
 
 
 def retrain_outcome(outcome: RetrainOutcome) -> str:
-    """The final word on a /retrain."""
+    """The final word on a /retrain. Never an exception's text, an error number or a path: a failure
+    names the error id the bot's log holds the detail under."""
     if outcome.status == "promoted":
         return f"\N{WHITE HEAVY CHECK MARK} Promoted model {outcome.candidate}: {outcome.reason}."
     if outcome.status == "kept":
         return f"\N{NO ENTRY} Not promoted: {outcome.reason}. Model {outcome.serving} keeps serving."
+    if outcome.status == "discarded":
+        return (f"\N{CROSS MARK} Retrain discarded: a member asked to be forgotten while it ran, so nothing it "
+                f"made was kept; model {outcome.serving} keeps serving. Run /retrain again.")
     what = f"Model {outcome.candidate} was not promoted" if outcome.candidate else "Retrain failed"
-    return f"\N{CROSS MARK} {what} ({outcome.problem}); model {outcome.serving} keeps serving."
+    return f"\N{CROSS MARK} {what} ({retrain_error(outcome.error_id)}); model {outcome.serving} keeps serving."
+
+
+def retrain_error(error_id: str) -> str:
+    return f"error {error_id}, see the bot's log" if error_id else "see the bot's log"
+
+
+RETRAIN_INTERRUPTED = ("\N{CROSS MARK} Retrain interrupted by a restart of the bot; nothing was kept and the live "
+                       "model keeps serving. Run /retrain again.")
+
+
+def storage_unavailable(error_id: str) -> str:
+    return (f"\N{WARNING SIGN} I can't reach my database right now ({retrain_error(error_id)}); nothing was "
+            "started. Please try again in a minute.")
 
 
 def stats_embed(st: Stats, *, live: str, pending: int, worst_stall_s: float) -> discord.Embed:

@@ -31,7 +31,7 @@ from genre_model.features import read_windows
 from genre_model.predict import Prediction
 from bot.feedback import VOTES, Correction, Rated, Vote, check_label
 
-__all__ = ["Correction", "ModelRow", "StoredPrediction", "Stats", "Storage", "StorageBase", "VOTES", "Vote",
+__all__ = ["Correction", "ModelRow", "RetrainRow", "RETRAIN_STATES", "StoredPrediction", "Stats", "Storage", "StorageBase", "VOTES", "Vote",
            "Row", "Upload", "audio_suffix", "check_label", "check_sound", "check_vote", "prediction_row", "stats_from_row",
            "utcnow"]
 
@@ -93,6 +93,26 @@ class ModelRow:
     metrics: dict[str, Any]
     is_live: bool
     note: str
+
+
+#: How a retrain row can be: one 'running' at most (the cross-process lock), then how it ended.
+RETRAIN_STATES = ("running", "promoted", "kept", "failed", "interrupted")
+
+
+@dataclasses.dataclass(frozen=True)
+class RetrainRow:
+    """One /retrain, as every bot process sees it: who runs it (``owner``, host:pid:token), where its
+    public reply is (``channel_id``/``message_id``), and how long ago the owner last said it was alive
+    (``heartbeat_age_s``, by the database's clock)."""
+
+    id: int
+    state: str
+    owner: str
+    requested_by: int | None
+    channel_id: int | None
+    message_id: int | None
+    heartbeat_age_s: float
+    detail: str = ""
 
 
 @dataclasses.dataclass(frozen=True)
@@ -159,7 +179,34 @@ class Storage(Protocol):
 
     async def live_model(self) -> ModelRow | None: ...
 
+    # -- retrains (one at a time across every bot process) and cooldowns
+    async def claim_retrain(self, owner: str, requested_by: int | None, channel_id: int | None) -> int | None:
+        """Start a retrain row in state 'running' and return its id, or None when one is running
+        already (in any process). Atomic: of two processes claiming at once, one gets None."""
+
+    async def running_retrain(self) -> RetrainRow | None:
+        """The running retrain, if any."""
+
+    async def retrain_heartbeat(self, retrain_id: int) -> bool:
+        """The owner is alive: refresh the row's heartbeat; False if it is no longer running."""
+
+    async def attach_retrain_message(self, retrain_id: int, message_id: int) -> None:
+        """Remember the retrain's public reply (settled from the row if the bot restarts)."""
+
+    async def finish_retrain(self, retrain_id: int, state: str, detail: str = "") -> bool:
+        """End a running retrain as ``state``; False (and nothing changed) if it was not running."""
+
+    async def take_cooldown(self, user_id: int, seconds: float) -> float:
+        """One statement: start the user's pause of ``seconds`` and return 0, or return the seconds
+        still to wait (the pause is shared by every bot process)."""
+
+    async def release_cooldown(self, user_id: int) -> None:
+        """End the user's pause now (the request did no work)."""
+
     # -- privacy and retraining data
+    async def corrections(self) -> list[Correction]:
+        """The correction dataset as it stands (what an export holds; forgotten data is gone)."""
+
     async def forget_user(self, user_id: int) -> tuple[int, int]:
         """Delete the user's predictions (with windows, audio and every vote on them) and the
         user's votes elsewhere; returns (predictions deleted, feedback rows deleted)."""
@@ -223,6 +270,12 @@ def utcnow() -> dt.datetime:
 def iso(moment: dt.datetime) -> str:
     """ISO-8601 UTC with microseconds, as row types carry times (sorts as text)."""
     return moment.astimezone(dt.timezone.utc).isoformat(timespec="microseconds")
+
+
+def check_retrain_state(state: str) -> str:
+    if state not in RETRAIN_STATES or state == "running":
+        raise ValueError(f"a retrain ends as one of {RETRAIN_STATES[1:]}, not {state!r}")
+    return state
 
 
 def check_sound(sound: str) -> str:

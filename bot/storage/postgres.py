@@ -28,7 +28,8 @@ from bot import feedback
 from bot.errors import StorageError
 from bot.storage import base
 from bot.storage.base import (
-    ModelRow, Stats, StorageBase, StoredPrediction, Upload, Vote, audio_suffix, check_vote, iso,
+    ModelRow, RetrainRow, Stats, StorageBase, StoredPrediction, Upload, Vote, audio_suffix, check_retrain_state,
+    check_vote, iso,
 )
 from bot.storage.migrate import Migration, load_migrations, migrate, migrations_dir, split_postgres
 
@@ -279,10 +280,61 @@ class PostgresStorage(StorageBase):
     async def list_models(self) -> list[ModelRow]:
         return [self._model(row) for row in await self._pool.fetch("SELECT * FROM models ORDER BY created_at, version")]
 
+    # -- retrains and cooldowns -------------------------------------------
+
+    async def claim_retrain(self, owner: str, requested_by: int | None, channel_id: int | None) -> int | None:
+        try:
+            return await self._pool.fetchval(
+                "INSERT INTO retrains (state, owner, requested_by, channel_id) VALUES ('running', $1, $2, $3)"
+                " RETURNING id", owner, requested_by, channel_id)
+        except asyncpg.UniqueViolationError:  # retrains_one_running: another retrain holds the lock
+            return None
+
+    async def running_retrain(self) -> RetrainRow | None:
+        row = await self._pool.fetchrow(
+            "SELECT *, extract(epoch FROM clock_timestamp() - heartbeat_at)::float8 AS age"
+            " FROM retrains WHERE state = 'running'")
+        if row is None:
+            return None
+        return RetrainRow(row["id"], row["state"], row["owner"], row["requested_by"], row["channel_id"],
+                          row["message_id"], row["age"], row["detail"])
+
+    async def retrain_heartbeat(self, retrain_id: int) -> bool:
+        status = await self._pool.execute(
+            "UPDATE retrains SET heartbeat_at = clock_timestamp() WHERE id = $1 AND state = 'running'", retrain_id)
+        return _count(status) > 0
+
+    async def attach_retrain_message(self, retrain_id: int, message_id: int) -> None:
+        await self._pool.execute("UPDATE retrains SET message_id = $1 WHERE id = $2", message_id, retrain_id)
+
+    async def finish_retrain(self, retrain_id: int, state: str, detail: str = "") -> bool:
+        check_retrain_state(state)
+        status = await self._pool.execute(
+            "UPDATE retrains SET state = $1, detail = $2, finished_at = clock_timestamp()"
+            " WHERE id = $3 AND state = 'running'", state, detail, retrain_id)
+        return _count(status) > 0
+
+    async def take_cooldown(self, user_id: int, seconds: float) -> float:
+        # One statement: the upsert starts a pause only when none is running; otherwise the outer
+        # SELECT (the statement's snapshot, before the upsert) says how long the running one lasts.
+        wait = await self._pool.fetchval(
+            "WITH granted AS ("
+            "  INSERT INTO cooldowns (user_id, until) VALUES ($1, clock_timestamp() + make_interval(secs => $2))"
+            "  ON CONFLICT (user_id) DO UPDATE SET until = excluded.until"
+            "  WHERE cooldowns.until <= clock_timestamp() RETURNING 1)"
+            " SELECT CASE WHEN EXISTS (SELECT 1 FROM granted) THEN 0.0 ELSE coalesce("
+            "  (SELECT extract(epoch FROM until - clock_timestamp())::float8 FROM cooldowns WHERE user_id = $1),"
+            "  $2) END", user_id, float(seconds))
+        return max(0.0, float(wait))
+
+    async def release_cooldown(self, user_id: int) -> None:
+        await self._pool.execute("DELETE FROM cooldowns WHERE user_id = $1", user_id)
+
     # -- privacy ------------------------------------------------------------
 
     async def forget_user(self, user_id: int) -> tuple[int, int]:
         async with self._pool.acquire() as conn, conn.transaction():
+            await conn.execute("DELETE FROM cooldowns WHERE user_id = $1", user_id)
             n_votes = await conn.fetchval(
                 "SELECT count(*) FROM feedback WHERE user_id = $1"
                 " OR prediction_id IN (SELECT id FROM predictions WHERE user_id = $1)", user_id)

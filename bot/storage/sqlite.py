@@ -10,9 +10,11 @@ recorded in the prediction's row. The schema version is ``PRAGMA user_version``.
 from __future__ import annotations
 
 import asyncio
+import datetime as dt
 import json
 import logging
 import sqlite3
+import time
 from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any, AsyncIterator, Sequence
@@ -25,7 +27,8 @@ from bot import feedback
 from bot.errors import StorageError
 from bot.storage import base
 from bot.storage.base import (
-    ModelRow, Stats, StorageBase, StoredPrediction, Upload, Vote, audio_suffix, check_vote, iso,
+    ModelRow, RetrainRow, Stats, StorageBase, StoredPrediction, Upload, Vote, audio_suffix, check_retrain_state,
+    check_vote, iso,
 )
 from bot.storage.files import AUDIO_FOLDER, WINDOWS_FOLDER, FolderStore, discard
 from bot.storage.migrate import Migration, load_migrations, migrate, migrations_dir, split_sqlite
@@ -306,10 +309,68 @@ class SqliteStorage(StorageBase):
         rows = await self._db.execute_fetchall("SELECT * FROM models ORDER BY created_at, version")
         return [self._model(row) for row in rows]
 
+    # -- retrains and cooldowns -------------------------------------------
+
+    async def claim_retrain(self, owner: str, requested_by: int | None, channel_id: int | None) -> int | None:
+        now = _now()
+        try:
+            async with self._transaction() as db:
+                cursor = await db.execute(
+                    "INSERT INTO retrains (state, owner, requested_by, channel_id, started_at, heartbeat_at)"
+                    " VALUES ('running', ?, ?, ?, ?, ?)", (owner, requested_by, channel_id, now, now))
+                return cursor.lastrowid
+        except sqlite3.IntegrityError:  # retrains_one_running: another retrain holds the lock
+            return None
+
+    async def running_retrain(self) -> RetrainRow | None:
+        row = await self._fetchone("SELECT * FROM retrains WHERE state = 'running'")
+        if row is None:
+            return None
+        age = (base.utcnow() - dt.datetime.fromisoformat(row["heartbeat_at"])).total_seconds()
+        return RetrainRow(row["id"], row["state"], row["owner"], row["requested_by"], row["channel_id"],
+                          row["message_id"], age, row["detail"])
+
+    async def retrain_heartbeat(self, retrain_id: int) -> bool:
+        async with self._transaction() as db:
+            cursor = await db.execute("UPDATE retrains SET heartbeat_at = ? WHERE id = ? AND state = 'running'",
+                                      (_now(), retrain_id))
+            return cursor.rowcount > 0
+
+    async def attach_retrain_message(self, retrain_id: int, message_id: int) -> None:
+        async with self._transaction() as db:
+            await db.execute("UPDATE retrains SET message_id = ? WHERE id = ?", (message_id, retrain_id))
+
+    async def finish_retrain(self, retrain_id: int, state: str, detail: str = "") -> bool:
+        check_retrain_state(state)
+        async with self._transaction() as db:
+            cursor = await db.execute(
+                "UPDATE retrains SET state = ?, detail = ?, finished_at = ? WHERE id = ? AND state = 'running'",
+                (state, detail, _now(), retrain_id))
+            return cursor.rowcount > 0
+
+    async def take_cooldown(self, user_id: int, seconds: float) -> float:
+        now = time.time()
+        async with self._transaction() as db:
+            async with db.execute(
+                "INSERT INTO cooldowns (user_id, until) VALUES (?, ?) ON CONFLICT (user_id) DO UPDATE"
+                " SET until = excluded.until WHERE cooldowns.until <= ?"
+                " RETURNING until",
+                (user_id, now + seconds, now)) as cursor:
+                granted = await cursor.fetchall()
+            if granted:
+                return 0.0
+            row = await db.execute_fetchall("SELECT until FROM cooldowns WHERE user_id = ?", (user_id,))
+        return max(0.0, row[0][0] - now) if row else 0.0
+
+    async def release_cooldown(self, user_id: int) -> None:
+        async with self._transaction() as db:
+            await db.execute("DELETE FROM cooldowns WHERE user_id = ?", (user_id,))
+
     # -- privacy ------------------------------------------------------------
 
     async def forget_user(self, user_id: int) -> tuple[int, int]:
         async with self._transaction() as db:
+            await db.execute("DELETE FROM cooldowns WHERE user_id = ?", (user_id,))
             rows = await db.execute_fetchall(
                 "SELECT windows_path, audio_path FROM predictions WHERE user_id = ?", (user_id,))
             (n_votes,) = (

@@ -1314,10 +1314,16 @@ class FakeDiscordServer:
         return _json_response(msg)
 
     async def _h_edit_message(self, request: web.Request) -> web.Response:
+        """Edit Message: the author edits its own message at any time, an interaction's (non-ephemeral)
+        response included, long after the interaction's token expired; an ephemeral one is unknown here
+        (discord-api-docs#3090); another user's message can have only its flags changed (50005)."""
         rec: RecordedRequest = request[_REC]
         msg = self._channel_message(request)
         if msg is None:
             return _json_response({"message": "Unknown Message", "code": 10008}, 404)
+        if int(msg["author"]["id"]) != self.bot_user_id and set(rec.json or {}) - {"flags"}:
+            return self._refuse(request, {"message": "Cannot edit a message authored by another user",
+                                          "code": 50005}, 403)
         refused = self._refuse_message(request, rec.json or {}, allowed_flags=~0, new=False)
         if refused is not None:
             return refused

@@ -18,7 +18,8 @@ from discord.ext import commands
 from bot.discord_adapter import replies, respond
 from bot.discord_adapter.cogs.feedback import CorrectionView
 from bot.errors import InferenceFailed, QueueFull
-from bot.ratelimit import Cooldowns
+from bot.ratelimit import SharedCooldowns
+from bot.retraining import forget_member
 from bot.storage.base import Upload
 from bot.uploads import classify_and_store, refusal
 from genre_model.errors import AudioError
@@ -34,7 +35,7 @@ class GenreCog(commands.Cog):
 
     def __init__(self, bot: "GenreBot") -> None:
         self.bot = bot
-        self.cooldowns = Cooldowns(bot.settings.cooldown_seconds)
+        self.cooldowns = SharedCooldowns(bot.storage, bot.settings.cooldown_seconds)
         self.menu = app_commands.ContextMenu(name="Classify genre", callback=self.classify_message)
         self.bot.tree.add_command(self.menu)
 
@@ -79,7 +80,7 @@ class GenreCog(commands.Cog):
         if self.bot.inference.full:
             await interaction.response.send_message(replies.BUSY, ephemeral=True)
             return
-        wait = self.cooldowns.retry_after(interaction.user.id)
+        wait = await self.cooldowns.retry_after(interaction.user.id)
         if wait:
             await interaction.response.send_message(replies.cooldown(wait), ephemeral=True)
             return
@@ -92,11 +93,11 @@ class GenreCog(commands.Cog):
                 max_seconds=settings.max_audio_seconds, keep_audio=settings.keep_audio)
         except (asyncio.TimeoutError, aiohttp.ClientError, discord.HTTPException, OSError) as exc:
             log.info("download of %s failed: %r", name, exc)
-            self.cooldowns.forget(interaction.user.id)  # no work was done: "try again" must mean now
+            await self.cooldowns.forget(interaction.user.id)  # no work was done: "try again" must mean now
             await self._fail(interaction, replies.download_failed(name, getattr(exc, "status", None)))
             return
         except QueueFull:  # filled up while this file downloaded
-            self.cooldowns.forget(interaction.user.id)
+            await self.cooldowns.forget(interaction.user.id)
             await respond.privately(interaction, replies.BUSY)
             return
         except (AudioError, InferenceFailed) as exc:
@@ -123,7 +124,8 @@ class GenreCog(commands.Cog):
 
     @app_commands.command(name="genre-forget", description="Delete everything this bot stored about you")
     async def forget(self, interaction: discord.Interaction) -> None:
-        predictions, votes = await self.bot.storage.forget_user(interaction.user.id)
+        # Storage first, then any retrain export still on disk (bot.retraining.forget_member).
+        predictions, votes = await forget_member(self.bot.settings, self.bot.storage, interaction.user.id)
         await interaction.response.send_message(replies.forgotten(predictions, votes), ephemeral=True)
 
 
