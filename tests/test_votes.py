@@ -8,14 +8,13 @@ members see.
 from __future__ import annotations
 
 import asyncio
-import glob
 import os
 import signal
 import sqlite3
 import threading
 
 import pytest
-from test_bot_e2e import ask_genre, assert_private, song_bytes, storage_settings
+from test_bot_e2e import ask_genre, assert_private, kill_busy_worker, song_bytes, storage_settings
 from testkit.botharness import OTHER_ID, USER_ID, make_settings, poll, running_bot
 
 from bot import votes
@@ -110,48 +109,29 @@ async def test_votes_racing_the_reply_are_stored(server, tmp_path, storage_backe
         await poll(lambda: asyncio.sleep(0, server.bot_reactions_on(mid) == [replies.RIGHT, replies.WRONG]))
 
 
-async def _job_running(inference, timeout: float = 60.0) -> None:
-    """Until a pool worker has started on an upload (its job marker is in the pool's scratch folder)."""
-    async def started():
-        await asyncio.sleep(0)
-        return glob.glob(str(inference.tmp_dir / "*" / "job-*"))
-    await poll(started, timeout=timeout)
-
-
-async def test_idle_worker_death_costs_nothing_and_a_file_is_blamed_after_two_deaths(server, tmp_path):
-    settings = make_settings(tmp_path, server)
+async def test_idle_worker_death_costs_nothing_and_one_death_mid_request_is_retried(server, tmp_path, stack):
+    """A worker (or Serve replica) that died between requests fails nobody's request; one that dies
+    under an upload once costs that upload a second try, not an error (two deaths: see
+    test_bot_e2e.py::test_worker_killed_twice_mid_request_gets_error_then_recovers)."""
+    settings = make_settings(tmp_path, server, **stack.settings)
     async with running_bot(server, settings) as run:
         inference = run.bot.inference
-        # a worker dies between requests: the next member's upload is classified anyway
-        (pid,) = await inference.worker_pids()
-        os.kill(pid, signal.SIGKILL)
-        await asyncio.sleep(0.2)
-        handle, reply = await ask_genre(server, song_bytes(tmp_path, 5, seed=1))
+        local = stack.inference["inference"] == "local"
+        _, reply = await ask_genre(server, song_bytes(tmp_path, 5, seed=1))
+        assert reply["embeds"]
+        for pid in await inference.worker_pids():  # every worker dies while idle
+            os.kill(pid, signal.SIGKILL)
+        await asyncio.sleep(0.5)
+        handle, reply = await ask_genre(server, song_bytes(tmp_path, 5, seed=2))
         assert reply["embeds"] and server.visible_to_channel(reply), reply
-        assert inference.restarts == 1
+        if local:
+            assert inference.restarts == 1
 
-        # one death while the upload runs: sent again, and answered
-        att = server.add_attachment("once.mp3", song_bytes(tmp_path, 60, seed=2), "audio/mpeg")
+        att = server.add_attachment("once.mp3", song_bytes(tmp_path, 60, seed=3), "audio/mpeg")
         handle = await server.send_slash_command("genre", {"file": att})
-        await _job_running(inference)
-        os.kill((await inference.worker_pids())[0], signal.SIGKILL)
-        reply = await handle.wait_message(lambda m: m.get("content") or m.get("embeds"), timeout=90)
-        assert reply["embeds"], reply
-        assert inference.restarts == 2
-
-        # a "poison" file kills the worker running it twice: only then is it blamed
-        att = server.add_attachment("poison.mp3", song_bytes(tmp_path, 60, seed=3), "audio/mpeg")
-        handle = await server.send_slash_command("genre", {"file": att})
-        for deaths in (1, 2):
-            await _job_running(inference)
-            before = inference.restarts
-            os.kill((await inference.worker_pids())[0], signal.SIGKILL)
-            await poll(lambda: asyncio.sleep(0, inference.restarts > before), timeout=60)
-        msg = await handle.wait_message(lambda m: m.get("content") or m.get("embeds"), timeout=60)
-        assert "crashed on this file" in msg.get("content", ""), msg
-        assert_private(server, handle, msg)
-        _, ok = await ask_genre(server, song_bytes(tmp_path, 5, seed=4))
-        assert ok["embeds"]
+        await kill_busy_worker(inference, set())
+        reply = await handle.wait_message(lambda m: m.get("content") or m.get("embeds"), timeout=120)
+        assert reply["embeds"] and server.visible_to_channel(reply), reply
 
 
 async def test_postgres_restart_mid_vote_stores_the_vote_or_tells_the_voter(server, tmp_path, pg_cluster):
