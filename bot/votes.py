@@ -79,7 +79,7 @@ def check_menu_choice(custom_id: object, component_type: object, values: object,
         return f"component type {component_type!r} is not the menu's"
     if not isinstance(values, (list, tuple)) or len(values) != 1:
         return "not exactly one value"
-    if values[0] not in labels:
+    if not isinstance(values[0], str) or values[0] not in labels:
         return f"value {str(values[0])[:100]!r} is not one of the menu's labels"
     return None
 

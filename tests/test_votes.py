@@ -255,3 +255,50 @@ async def test_sqlite_locked_mid_vote_stores_the_vote_or_tells_the_voter(server,
         finally:
             await asyncio.to_thread(holder.join)
         assert rows() == [(prediction.id, OTHER_ID, "wrong", right)]
+
+
+def test_a_menu_choice_must_be_one_the_menu_offered() -> None:
+    labels = ("blues", "hiphop", "jazz")
+    ok = votes.check_menu_choice("genrebot:correct", 3, ["hiphop"], labels)
+    assert ok is None
+    for custom_id, ctype, values in [("genrebot:correct", 3, ["Hip-hop"]), ("genrebot:correct", 3, ["notagenre"]),
+                                     ("genrebot:correct", 3, []), ("genrebot:correct", 3, ["jazz", "blues"]),
+                                     ("genrebot:correct", 3, None), ("genrebot:correct", 2, ["jazz"]),
+                                     ("genrebot:other", 3, ["jazz"]), (None, 3, ["jazz"]),
+                                     ("genrebot:correct", 3, [["jazz"]])]:
+        assert votes.check_menu_choice(custom_id, ctype, values, labels), (custom_id, ctype, values)
+
+
+class FlakyStorage:
+    """A storage whose writes fail as "unavailable" ``outage`` times before they succeed."""
+
+    unavailable = (ConnectionError,)
+
+    def __init__(self, outage: int) -> None:
+        self.outage = outage
+        self.calls = 0
+        self.stored: list[tuple] = []
+
+    async def prediction_by_message(self, message_id):
+        from bot.storage.base import StoredPrediction
+
+        return StoredPrediction(7, 1, None, None, message_id, None, "", "a.mp3", "0" * 64, 5.0, "v", "rock", 0.9,
+                                (("rock", 0.9),), True, False)
+
+    async def set_vote(self, prediction_id, user_id, vote):
+        self.calls += 1
+        if self.calls <= self.outage:
+            raise ConnectionError("server restarting")
+        self.stored.append((prediction_id, user_id, vote))
+
+
+async def test_an_outage_is_retried_within_the_budget_and_reported_after_it() -> None:
+    timing = votes.Timing(outage=1.0, first_backoff=0.05, max_backoff=0.1)
+    short = FlakyStorage(outage=3)
+    outcome = await votes.record_reaction(short, message_id=1, user_id=2, vote="right", on_own_message=True,
+                                          timing=timing)
+    assert outcome.status == "right" and short.stored == [(7, 2, "right")] and short.calls == 4
+    endless = FlakyStorage(outage=10**6)
+    outcome = await votes.record_menu_choice(endless, message_id=1, user_id=2, custom_id="genrebot:correct",
+                                             component_type=3, values=["rock"], labels=("rock",), timing=timing)
+    assert outcome.status == "failed" and endless.stored == [] and endless.calls > 3

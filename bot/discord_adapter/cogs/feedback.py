@@ -74,10 +74,12 @@ class FeedbackCog(commands.Cog):
         try:
             done, _ = await asyncio.wait({work}, timeout=ANSWER_BUDGET_SECONDS)
             if not done:  # waiting for a link or through an outage: acknowledge now, answer when settled
-                await interaction.response.defer(ephemeral=True, thinking=True)
+                try:
+                    await interaction.response.defer(ephemeral=True, thinking=True)
+                except discord.HTTPException as exc:  # the vote is still settled (and logged) below
+                    log.warning("could not acknowledge menu choice %s: %s", interaction.id, exc)
             outcome = await work
         except Exception:
-            work.cancel()
             log.exception("menu choice on message %s failed", getattr(message, "id", None))
             await respond.privately(interaction, replies.SORRY)
             return
