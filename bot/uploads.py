@@ -54,8 +54,13 @@ class TooLarge(AudioError):
 
 
 async def classify_and_store(upload: Upload, inference: InferenceBackend, storage: Storage, *, max_bytes: int,
-                             max_seconds: float, keep_audio: bool) -> tuple[int, Classified]:
+                             max_seconds: float, keep_audio: bool,
+                             reply_message_id: int | None = None) -> tuple[int, Classified]:
     """Classify ``upload`` in a worker and store the prediction; returns (its id, the result).
+
+    ``reply_message_id``: the message that will show the result (the deferred "thinking..." message,
+    whose id is known before the result is visible). The prediction is linked to it before this
+    returns, so a vote made as soon as the reply appears finds its prediction.
 
     The storage policy: the feature windows are kept only for music (an upload that is not music
     never becomes training data), the file itself only with GENREBOT_KEEP_AUDIO. Raises AudioError
@@ -66,4 +71,6 @@ async def classify_and_store(upload: Upload, inference: InferenceBackend, storag
     prediction = classified.prediction
     prediction_id = await storage.record_prediction(upload, prediction, keep_windows=prediction.music,
                                                     keep_audio=keep_audio)
+    if reply_message_id is not None:
+        await storage.attach_message(prediction_id, reply_message_id)
     return prediction_id, classified

@@ -116,7 +116,9 @@ async def test_classify_rollout_under_load_and_bad_input(ray_instance, tmp_path)
         await inference.close()
 
 
-async def test_replica_killed_mid_request_fails_that_request_and_serve_replaces_it(ray_instance, tmp_path):
+async def test_replica_killed_mid_request_is_replaced_and_the_request_sent_again(ray_instance, tmp_path):
+    """One death under an upload costs it a second try on the replacement, not an error (two deaths
+    blame the file: test_bot_e2e.py::test_worker_killed_twice_mid_request_gets_error_then_recovers)."""
     store = store_with_v2(tmp_path)
     inference = backend(store, replicas=1)
     await inference.start(store.seed_version())
@@ -125,9 +127,7 @@ async def test_replica_killed_mid_request_fails_that_request_and_serve_replaces_
         request = asyncio.create_task(inference.classify(song(tmp_path, 120.0), "long.mp3", 600))
         assert await busy_worker(inference, [pid]) == pid
         os.kill(pid, signal.SIGKILL)
-        with pytest.raises(InferenceFailed, match="crashed"):
-            await request
-        result = await inference.classify(song(tmp_path, 5.0, seed=3), "next.mp3", 600)  # waits for the new replica
+        result = await request  # sent again: it waits for the new replica
         assert result.prediction.genre and inference.failures == 1
         (new_pid,) = await inference.worker_pids()
         assert new_pid != pid

@@ -44,3 +44,14 @@ def test_not_music_is_a_sentence_with_the_picture_and_nothing_to_vote_on() -> No
     assert set(fields(embed)) == {"Analysed"}, "no genres, no feedback line"
     assert replies.not_music_embed(file_name="beep.wav", verdict=verdict(None, {}, "tone"), duration_s=5.0,
                                    model_version="v1").title == "This sounds like a tone or beeps, not music."
+
+
+def test_vote_outcomes_are_worded_for_the_voter() -> None:
+    from bot.votes import VoteOutcome
+
+    assert "**Hip-hop**, not Jazz" in replies.vote_outcome(VoteOutcome("corrected", "hiphop", "jazz"))
+    assert "**Jazz** is what I said" in replies.vote_outcome(VoteOutcome("right", "jazz", "jazz"))
+    assert replies.vote_outcome(VoteOutcome("failed", "jazz")) == replies.VOTE_NOT_SAVED
+    assert replies.vote_outcome(VoteOutcome("refused", problem="value 'x'")) == replies.NOT_OFFERED
+    assert replies.vote_outcome(VoteOutcome("not_tracked")) == replies.NOT_TRACKED
+    assert replies.vote_outcome(VoteOutcome("not_music")) == replies.NOTHING_TO_VOTE

@@ -13,6 +13,7 @@ import discord
 from bot.retraining import RetrainOutcome
 from bot.storage.base import Stats
 from bot.uploads import Refusal
+from bot.votes import VoteOutcome
 from genre_model.config import coverage, display_name
 from genre_model.predict import Prediction
 
@@ -108,6 +109,9 @@ SORRY = "\N{WARNING SIGN} Something went wrong on my side; please try again late
 
 
 NOT_TRACKED = "That reply is no longer tracked."
+NOT_OFFERED = "\N{NO ENTRY SIGN} That isn't a choice I offered; nothing was recorded."
+NOTHING_TO_VOTE = "There is nothing to vote on in that reply."
+VOTE_NOT_SAVED = "\N{WARNING SIGN} I couldn't save your vote right now; please try again in a minute."
 
 
 def vote_thanks(genre: str) -> str:
@@ -118,6 +122,21 @@ def vote_thanks(genre: str) -> str:
 def correction_thanks(genre: str, predicted: str) -> str:
     """The answer to a menu choice that corrects the prediction."""
     return f"Thanks! Noted: this is **{display_name(genre)}**, not {display_name(predicted)}."
+
+
+def vote_outcome(outcome: VoteOutcome) -> str:
+    """The answer to a menu pick (the voter alone reads it)."""
+    if outcome.status == "right":
+        return vote_thanks(outcome.genre or "")
+    if outcome.status == "corrected":
+        return correction_thanks(outcome.genre or "", outcome.predicted or "")
+    if outcome.status == "failed":
+        return VOTE_NOT_SAVED
+    if outcome.status == "not_music":
+        return NOTHING_TO_VOTE
+    if outcome.status == "not_tracked":
+        return NOT_TRACKED
+    return NOT_OFFERED
 
 
 def sizes(size: int, limit: int) -> tuple[str, str]:

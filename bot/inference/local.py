@@ -1,8 +1,11 @@
 """The local inference backend: a spawn-based ProcessPoolExecutor whose workers hold the model.
 
 The event loop only awaits futures; decoding, features, inference and plotting all run
-in the workers. A crashed or hung worker takes its request down with an
-:class:`~bot.errors.InferenceFailed` and the pool is rebuilt; a full queue answers
+in the workers. When a worker dies the pool is rebuilt and the requests it broke are sent again
+to the fresh workers: a worker that died while idle (or while another upload ran) costs nobody
+anything, and only an upload that was running on a worker that died, twice, is blamed
+(:class:`~bot.errors.InferenceFailed`, "crashed on this file"). A hung worker takes its request
+down with InferenceFailed at once (a second try would hang as long); a full queue answers
 :class:`~bot.errors.QueueFull` at once; :meth:`InferencePool.serve_version` changes the
 model without a restart (new workers warm up first, old ones finish their work).
 """
@@ -15,6 +18,7 @@ import itertools
 import logging
 import multiprocessing
 import os
+import secrets
 import shutil
 import signal
 from concurrent.futures import ProcessPoolExecutor
@@ -27,6 +31,11 @@ from bot.inference.base import Classified, QueueBound
 from bot.model_store import ModelStore
 
 log = logging.getLogger(__name__)
+
+#: Deaths of a worker running an upload before that upload is blamed for them.
+DEATHS_BEFORE_BLAME = 2
+#: Pools an upload may see break under it (whoever is to blame) before the request gives up.
+MAX_ATTEMPTS = 4
 
 
 @dataclasses.dataclass(eq=False)
@@ -96,23 +105,38 @@ class InferencePool(QueueBound):
         return workers
 
     async def classify(self, data: bytes, filename: str, max_seconds: float) -> Classified:
-        """Classify one upload in a worker. Raises QueueFull, InferenceFailed or AudioError."""
-        current = self._current
-        if current is None:
+        """Classify one upload in a worker. Raises QueueFull, InferenceFailed or AudioError.
+
+        A broken pool is rebuilt and the upload sent again; only an upload that was running on a
+        worker when it died, ``DEATHS_BEFORE_BLAME`` times, fails with "crashed on this file"."""
+        if self._current is None:
             raise InferenceFailed("the classifier is not running")
         with self.slot():
-            try:
-                future = asyncio.get_running_loop().run_in_executor(
-                    current.executor, worker.classify, data, filename, max_seconds)
-                return await asyncio.wait_for(future, self.timeout)
-            except BrokenProcessPool:
-                log.warning("an inference worker died; rebuilding the pool")
-                await self._rebuild(current)
-                raise InferenceFailed("the classifier crashed on this file; it has been restarted") from None
-            except asyncio.TimeoutError:
-                log.warning("classification exceeded %.0f s; rebuilding the pool", self.timeout)
-                await self._rebuild(current, kill=True)
-                raise InferenceFailed(f"classifying took longer than {self.timeout:.0f} s and was stopped") from None
+            job = secrets.token_hex(8)
+            deaths = 0
+            for attempt in range(1, MAX_ATTEMPTS + 1):
+                current = self._current
+                if current is None:
+                    raise InferenceFailed("the classifier is not running")
+                try:
+                    future = asyncio.get_running_loop().run_in_executor(
+                        current.executor, worker.classify, data, filename, max_seconds, job)
+                    return await asyncio.wait_for(future, self.timeout)
+                except BrokenProcessPool:
+                    # Looked at before anything awaits: the marker goes with the broken pool's scratch folder.
+                    ran_here = (current.scratch / f"job-{job}").exists()
+                    deaths += ran_here
+                    log.warning("an inference worker died %s; rebuilding the pool",
+                                "while classifying this upload" if ran_here else "(not while classifying this upload)")
+                    await self._rebuild(current)
+                    if deaths >= DEATHS_BEFORE_BLAME:
+                        raise InferenceFailed("the classifier crashed on this file; it has been restarted") from None
+                except asyncio.TimeoutError:
+                    log.warning("classification exceeded %.0f s; rebuilding the pool", self.timeout)
+                    await self._rebuild(current, kill=True)
+                    raise InferenceFailed(f"classifying took longer than {self.timeout:.0f} s and was stopped") from None
+                log.info("sending the upload again (attempt %d)", attempt + 1)
+            raise InferenceFailed("the classifier keeps crashing; please try again later")
 
     async def _rebuild(self, broken: _Workers, kill: bool = False) -> None:
         async with self._lock:

@@ -14,8 +14,11 @@ a lightweight, rolling update: each replica's :meth:`GenreClassifier.reconfigure
 new model in the background while the old one keeps answering, then swaps it in, so no
 request is dropped; ``serve.run`` returns once every replica serves the new version.
 
-A replica that dies mid-request fails that request (:class:`~bot.errors.InferenceFailed`)
-and Serve's controller starts a replacement.
+A replica that died while idle costs nobody anything: Serve's router notices the dead replica
+when it sends it a request and routes the request again (Ray >= 2.35, ``Router`` retries on
+``ActorDiedError`` from the replica's system message). A replica that dies while running an
+upload is replaced by Serve's controller and the upload sent once more; only an upload during
+which a replica died twice fails (:class:`~bot.errors.InferenceFailed`), as with the local pool.
 """
 
 from __future__ import annotations
@@ -213,24 +216,27 @@ class RayServeBackend(QueueBound):
         if handle is None:
             raise InferenceFailed("the classifier is not running")
         with self.slot():
-            try:
-                response = handle.classify.remote(data, filename, max_seconds)
-                return await asyncio.wait_for(_result(response), self.timeout)
-            except asyncio.TimeoutError:
-                response.cancel()
-                self.failures += 1
-                log.warning("classification exceeded %.0f s on Ray Serve; cancelled", self.timeout)
-                raise InferenceFailed(f"classifying took longer than {self.timeout:.0f} s and was stopped") from None
-            except (ActorDiedError, ActorUnavailableError, RayActorError) as exc:
-                self.failures += 1
-                log.warning("a Ray Serve replica died (%s); Serve replaces it", type(exc).__name__)
-                raise InferenceFailed("the classifier crashed on this file; it is being restarted") from None
-            except BackPressureError:
-                raise QueueFull() from None
-            except RayError as exc:
-                self.failures += 1
-                log.error("Ray Serve request failed: %s", exc)
-                raise InferenceFailed("the classifier failed on this file; please try again") from None
+            for attempt in (1, 2):
+                try:
+                    response = handle.classify.remote(data, filename, max_seconds)
+                    return await asyncio.wait_for(_result(response), self.timeout)
+                except asyncio.TimeoutError:
+                    response.cancel()
+                    self.failures += 1
+                    log.warning("classification exceeded %.0f s on Ray Serve; cancelled", self.timeout)
+                    raise InferenceFailed(f"classifying took longer than {self.timeout:.0f} s and was stopped") from None
+                except (ActorDiedError, ActorUnavailableError, RayActorError) as exc:
+                    self.failures += 1
+                    log.warning("a Ray Serve replica died (%s) running an upload; Serve replaces it", type(exc).__name__)
+                    if attempt == 2:
+                        raise InferenceFailed("the classifier crashed on this file; it is being restarted") from None
+                except BackPressureError:
+                    raise QueueFull() from None
+                except RayError as exc:
+                    self.failures += 1
+                    log.error("Ray Serve request failed: %s", exc)
+                    raise InferenceFailed("the classifier failed on this file; please try again") from None
+            raise AssertionError("unreachable")
 
     async def worker_pids(self, pings: int = 24) -> list[int]:
         """Process ids of the replicas that answer ``pings`` pings (on whichever machine they run)."""

@@ -51,10 +51,25 @@ def ping(timeout: float = 120.0) -> tuple[int, str]:
     return os.getpid(), _classifier.version
 
 
-def classify(data: bytes, filename: str, max_seconds: float) -> Classified:
-    """Decode, window, classify and draw one upload with this worker's model. Raises AudioError."""
+def classify(data: bytes, filename: str, max_seconds: float, job: str | None = None) -> Classified:
+    """Decode, window, classify and draw one upload with this worker's model. Raises AudioError.
+
+    ``job`` names a marker file left in the scratch folder while the upload is being worked on: if
+    this worker dies, the pool can tell the request that was running on it (the marker is still
+    there) from requests that were only waiting (none)."""
     assert _classifier is not None, "worker not initialised"
-    return classify_with(_classifier, data, filename, max_seconds)
+    marker = os.path.join(tempfile.gettempdir(), f"job-{job}") if job else None
+    if marker:
+        with open(marker, "w") as f:
+            f.write(str(os.getpid()))
+    try:
+        return classify_with(_classifier, data, filename, max_seconds)
+    finally:
+        if marker:
+            try:
+                os.remove(marker)
+            except OSError:
+                pass
 
 
 def classify_with(classifier: Classifier, data: bytes, filename: str, max_seconds: float) -> Classified:

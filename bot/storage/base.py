@@ -138,6 +138,9 @@ class Storage(Protocol):
     Only what the product calls is here; the backends offer a few readers more (``get_prediction``,
     ``windows``, ``audio``, ``votes``, ``list_models``, ``corrections``) for tools and tests."""
 
+    #: Exception types that mean "unavailable right now, try again later" (an outage, not a bad request).
+    unavailable: tuple[type[BaseException], ...]
+
     async def close(self) -> None:
         """Release connections; waits for running statements."""
 

@@ -75,6 +75,10 @@ class PostgresStorage(StorageBase):
     """
 
     errors = (asyncpg.PostgresError,)
+    #: Errors that mean "the server cannot be reached right now" (restarting, shutting down, a dropped
+    #: connection, a refused or timed-out connect): worth retrying, unlike a constraint violation.
+    unavailable = (OSError, asyncio.TimeoutError, asyncpg.PostgresConnectionError, asyncpg.InterfaceError,
+                   asyncpg.exceptions.OperatorInterventionError)
 
     def __init__(self, pool: asyncpg.Pool, url: str) -> None:
         self._pool = pool

@@ -53,6 +53,9 @@ class SqliteStorage(StorageBase):
     """
 
     errors = (sqlite3.Error,)
+    #: Errors that mean "the database cannot be used right now" (locked past busy_timeout, unopenable,
+    #: disk I/O): worth retrying, unlike a constraint violation.
+    unavailable = (sqlite3.OperationalError,)
 
     def __init__(self, db: aiosqlite.Connection, db_path: Path, data_dir: Path) -> None:
         self._db = db

@@ -90,6 +90,9 @@ Behaviour notes (discord.py 2.7.1):
   so ``on_raw_reaction_add`` sees the bot's user id too; filter on user_id.
 * Messages the bot creates are echoed as MESSAGE_CREATE / MESSAGE_UPDATE
   (``echo_message_create=False`` to disable; ephemeral ones are never echoed).
+* ``server.webhook_edit_delay = 3.0`` models "Discord is slow to answer the
+  edit": an edit of an interaction's message is applied and shown to the
+  channel at once, but the bot gets its answer that many seconds later.
 
 Tip: pass ``guild_ready_timeout=0.1`` to the Bot so ``on_ready`` fires quickly
 (discord.py waits that long after the last GUILD_CREATE).

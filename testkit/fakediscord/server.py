@@ -304,6 +304,9 @@ class FakeDiscordServer:
         self.interaction_token_ttl = 15 * 60.0
         #: Discord's 3 s limit for the first callback; None = not enforced (CI machines stall).
         self.interaction_ack_deadline: Optional[float] = None
+        #: "Discord is slow to answer the edit": an edit of an interaction's message (PATCH of @original or
+        #: of a follow-up) is applied, and shown to the channel, at once, but answered this many seconds later.
+        self.webhook_edit_delay = 0.0
         #: Guilds the bot is a member of (GET /users/@me/guilds; command registration needs membership).
         self.bot_guild_ids = {self.guild_id}
 
@@ -1248,7 +1251,10 @@ class FakeDiscordServer:
             return refused
         self._apply_webhook_edit(handle, target, msg, rec.json or {}, rec.files)
         await self._notify()
-        return _json_response(msg)
+        answer = json.loads(json.dumps(msg))
+        if self.webhook_edit_delay:
+            await asyncio.sleep(self.webhook_edit_delay)
+        return _json_response(answer)
 
     async def _h_delete_webhook_message(self, request: web.Request) -> web.Response:
         handle = self._handle_for_token(request)

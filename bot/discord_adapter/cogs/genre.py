@@ -16,7 +16,7 @@ from discord import app_commands
 from discord.ext import commands
 
 from bot.discord_adapter import replies, respond
-from bot.discord_adapter.cogs.feedback import CorrectionView
+from bot.discord_adapter.cogs.feedback import correction_menu
 from bot.errors import InferenceFailed, QueueFull
 from bot.ratelimit import SharedCooldowns
 from bot.retraining import forget_member
@@ -84,13 +84,16 @@ class GenreCog(commands.Cog):
         if wait:
             await interaction.response.send_message(replies.cooldown(wait), ephemeral=True)
             return
-        await interaction.response.defer(thinking=True)
+        # The thinking message becomes the reply: its id, known now, links the prediction before anyone sees it.
+        deferred = await interaction.response.defer(thinking=True)
+        reply_id = getattr(deferred, "message_id", None)
         try:
             data = await asyncio.wait_for(attachment.read(), settings.download_timeout)
             upload = Upload(interaction.user.id, interaction.guild_id, interaction.channel_id, interaction.id, name, data)
             prediction_id, classified = await classify_and_store(
                 upload, self.bot.inference, self.bot.storage, max_bytes=settings.max_attachment_bytes,
-                max_seconds=settings.max_audio_seconds, keep_audio=settings.keep_audio)
+                max_seconds=settings.max_audio_seconds, keep_audio=settings.keep_audio,
+                reply_message_id=reply_id)
         except (asyncio.TimeoutError, aiohttp.ClientError, discord.HTTPException, OSError) as exc:
             log.info("download of %s failed: %r", name, exc)
             await self.cooldowns.forget(interaction.user.id)  # no work was done: "try again" must mean now
@@ -109,8 +112,9 @@ class GenreCog(commands.Cog):
         # does the same only for backwards compatibility, and is deprecated for it).
         message = await interaction.edit_original_response(
             embed=replies.reply_embed(prediction, name), attachments=[image],
-            view=CorrectionView() if prediction.music else None)
-        await self.bot.storage.attach_message(prediction_id, message.id)
+            view=correction_menu() if prediction.music else None)
+        if message.id != reply_id:  # Discord did not say which message the defer made: link it now
+            await self.bot.storage.attach_message(prediction_id, message.id)
         if not prediction.music:  # answered in words, with nothing to vote on
             return
         for emoji in (replies.RIGHT, replies.WRONG):
