@@ -91,9 +91,10 @@ def main(argv: list[str] | None = None) -> int:
                 reference[song] = p.genre if p.music else None
             except AudioError:
                 reference[song] = "unreadable"
+        usable = [song for song in songs if reference[song] != "unreadable"]  # e.g. a silent file
         for db in levels:
             kept, not_music, became = 0, 0, collections.Counter()
-            for song in songs:
+            for song in usable:
                 try:
                     p = clf.predict(copies[song][db])
                     answer = p.genre if p.music else None
@@ -105,14 +106,18 @@ def main(argv: list[str] | None = None) -> int:
                     kept += 1
                 else:
                     became[str(answer)] += 1
-            rows[f"{db:+.0f} dB"] = {"kept": kept, "not_music": not_music, "n": len(songs),
+            rows[f"{db:+.0f} dB"] = {"kept": kept, "not_music": not_music, "n": len(usable),
                                      "became": dict(became.most_common(3))}
         result[name] = {"model": str(directory), "version": clf.version,
                         "loudness_target": clf.info.features.loudness_target,
-                        "original_not_music": sum(1 for g in reference.values() if g is None), "levels": rows}
+                        "original_not_music": sum(1 for g in reference.values() if g is None),
+                        "unreadable": [str(s) for s in songs if s not in usable], "levels": rows}
     if args.json:
         print(json.dumps(result, indent=1))
         return 0
+    for name, r in result.items():
+        if r["unreadable"]:
+            print(f"{name}: left out, unusable as originals: {', '.join(Path(p).name for p in r['unreadable'])}")
     print(f"{len(songs)} real songs; kept = same genre as the model gave the original file")
     print(f"| model | level | kept | not music | became instead (top 3) |\n|---|---|---|---|---|")
     for name, r in result.items():
