@@ -102,6 +102,18 @@ def _stdout_to_stderr() -> Iterator[None]:
             os.close(saved)
 
 
+def _lufs(text: str) -> float | None:
+    if text.strip().lower() in ("none", "off"):
+        return None
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a loudness in LUFS: {text!r}") from None
+    if not -70.0 < value <= 0.0:
+        raise argparse.ArgumentTypeError(f"a loudness target is between -70 and 0 LUFS, got {value:g}")
+    return value
+
+
 def _add_train_options(p: argparse.ArgumentParser) -> None:
     """Every :class:`~genre_model.train.TrainOptions` field as a flag, its default taken from there."""
     from genre_model.recipe import ARCHS, WEIGHTINGS, TrainOptions
@@ -114,6 +126,9 @@ def _add_train_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--max-seconds", type=_seconds, default=d.max_seconds, metavar="SECONDS",
                    help="read at most this many seconds of each file (default: %(default)g)")
     p.add_argument("--cache", type=Path, default=None, help="folder to cache embeddings in (default: none)")
+    p.add_argument("--loudness-target", type=_lufs, default=d.loudness_target, metavar="LUFS",
+                   help="scale every song to this integrated loudness (ITU-R BS.1770) before its features; "
+                        "'none' keeps the raw level (default: %(default)s)")
     m = p.add_argument_group("musicnn head")
     m.add_argument("--c", type=float, default=d.c,
                    help="inverse L2 strength of the logistic regression (default: %(default)s)")

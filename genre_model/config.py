@@ -45,6 +45,9 @@ MAX_AUDIO_SECONDS = 600.0
 #: embedder call (~23 ms on 2 threads); 10 hear all of a 30-s clip and keep a 3-minute song's
 #: end-to-end time below the 8-window version's (benchmarks/bench_song_windows.py measures caps).
 MAX_WINDOWS = 10
+#: Integrated loudness (LUFS, ITU-R BS.1770-4) songs are scaled to before their features, in models
+#: trained from now on (the median of GTZAN's excerpts, measured at 16 kHz mono, is -18 LUFS; see genre_model.loudness).
+LOUDNESS_TARGET = -18.0
 #: Number of runners-up reported with a prediction (including the top genre).
 TOP_K = 3
 #: Below this peak amplitude (full scale = 1.0) a clip counts as silent.

@@ -47,6 +47,9 @@ class FeatureConfig:
     #: Per-channel mean and std applied after the log (empty = no standardisation).
     norm_mean: tuple[float, ...] = ()
     norm_std: tuple[float, ...] = ()
+    #: Integrated loudness (LUFS, ITU-R BS.1770-4) every song is scaled to before its features are
+    #: computed (measured over the windows analysed; see :mod:`genre_model.loudness`); None = off.
+    loudness_target: float | None = None
 
     def __post_init__(self) -> None:
         for name in ("sample_rate", "n_fft", "hop_length", "n_mels", "window_frames"):
@@ -57,6 +60,8 @@ class FeatureConfig:
             raise ValueError(f"FeatureConfig.log_scale must be one of {LOG_SCALES}, got {self.log_scale!r}")
         if len(self.norm_mean) != len(self.norm_std) or (self.norm_mean and len(self.norm_mean) != self.channels):
             raise ValueError("norm_mean and norm_std need one value per channel")
+        if self.loudness_target is not None and not -70.0 < float(self.loudness_target) <= 0.0:
+            raise ValueError(f"FeatureConfig.loudness_target must be in (-70, 0] LUFS, got {self.loudness_target!r}")
 
     @property
     def channels(self) -> int:
@@ -87,7 +92,10 @@ class FeatureConfig:
         )
 
     def to_dict(self) -> dict[str, Any]:
-        return dataclasses.asdict(self)
+        data = dataclasses.asdict(self)
+        if data["loudness_target"] is None:  # settings (and fingerprints) from before the field stay as they were
+            del data["loudness_target"]
+        return data
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> "FeatureConfig":
@@ -258,6 +266,17 @@ def window_spans(starts: np.ndarray, config: FeatureConfig, n_samples: int) -> n
     return np.stack([begin, end], axis=1) / config.sample_rate
 
 
+def levelled(samples: np.ndarray, config: FeatureConfig, starts: np.ndarray) -> np.ndarray:
+    """``samples`` scaled to the config's loudness target, measured over the windows at ``starts``
+    (unchanged without a target): the one loudness normalisation of training and serving."""
+    if config.loudness_target is None:
+        return samples
+    from genre_model.loudness import normalise_loudness
+
+    spans = np.round(window_spans(starts, config, samples.size) * config.sample_rate).astype(np.int64)
+    return normalise_loudness(samples, config.sample_rate, config.loudness_target, spans)
+
+
 def song_features(samples: np.ndarray, config: FeatureConfig, starts: np.ndarray,
                   overview_frames: int) -> tuple[np.ndarray, np.ndarray, int]:
     """(model windows at ``starts``, log-mel overview of the whole song, its frame step) for one song.
@@ -267,6 +286,7 @@ def song_features(samples: np.ndarray, config: FeatureConfig, starts: np.ndarray
     the frames the windows and the overview need are computed, each exactly as in the
     full spectrogram; otherwise (or with delta channels) the whole spectrogram is.
     """
+    samples = levelled(samples, config, starts)
     n_frames = 1 + samples.size // config.hop_length
     step = max(1, -(-n_frames // overview_frames))
     in_windows = (np.asarray(starts)[:, None] + np.arange(config.window_frames)).ravel()
@@ -299,11 +319,13 @@ def normalise(windows: np.ndarray, config: FeatureConfig) -> np.ndarray:
 def extract_windows(samples: np.ndarray, config: FeatureConfig, *, hop_frames: int | None = None,
                     max_windows: int | None = None) -> tuple[np.ndarray, np.ndarray]:
     """Samples -> (windows, start times in seconds)."""
-    spectrogram = log_mel(samples, config)
-    starts = window_starts(spectrogram.shape[-1], config, hop_frames, max_windows)
+    if samples.ndim != 1:
+        raise ValueError("samples must be mono (1-D)")
+    starts = window_starts(1 + samples.size // config.hop_length, config, hop_frames, max_windows)
     if starts.size == 0:
         have = samples.size / config.sample_rate
         raise AudioError(f"clip is {have:.1f} s; I need at least {config.window_seconds:.0f} s")
+    spectrogram = log_mel(levelled(samples, config, starts), config)
     times = starts * config.hop_length / config.sample_rate
     return cut_windows(spectrogram, config, starts), times.astype(np.float64)
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 import dataclasses
 from pathlib import Path
 
-from genre_model.config import MAX_AUDIO_SECONDS
+from genre_model.config import LOUDNESS_TARGET, MAX_AUDIO_SECONDS
 
 ARCHS = ("musicnn", "cnn")
 WEIGHTINGS = ("class", "artist+class", "none")
@@ -23,6 +23,9 @@ class TrainOptions:
     seed: int = 1234
     max_seconds: float = MAX_AUDIO_SECONDS
     cache_dir: Path | None = None
+    #: Integrated loudness (LUFS) every song is scaled to before its features (the feature config's
+    #: ``loudness_target``, saved in the model); None = the raw level, as models before it.
+    loudness_target: float | None = LOUDNESS_TARGET
     # musicnn: logistic-regression head on song embeddings
     c: float = 0.001  # inverse L2 strength of the logistic regression
     weighting: str = "class"  # sample weights: every genre equal ("class"), and every artist within it too

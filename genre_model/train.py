@@ -82,9 +82,10 @@ def _log(message: str) -> None:
 
 # ----------------------------------------------------------------------------- features
 
-def features_for(arch: str) -> FeatureConfig:
-    """The feature preset an architecture is trained on."""
-    return MUSICNN_FEATURES if arch == "musicnn" else CNN_FEATURES
+def features_for(arch: str, loudness_target: float | None = None) -> FeatureConfig:
+    """The feature preset an architecture is trained on, songs scaled to ``loudness_target`` LUFS (None: not)."""
+    preset = MUSICNN_FEATURES if arch == "musicnn" else CNN_FEATURES
+    return dataclasses.replace(preset, loudness_target=loudness_target)
 
 
 def track_windows(track: Track, features: FeatureConfig, hop_frames: int, max_seconds: float) -> np.ndarray:
@@ -283,7 +284,7 @@ class Trainer:
         self.labels = tuple(labels)
         self.log = log
         keras.utils.set_random_seed(opts.seed)
-        self.features = features_for(opts.arch)
+        self.features = features_for(opts.arch, opts.loudness_target)
         self.embedder = None
         self.tags: tuple[str, ...] = ()
         if opts.arch == "musicnn":
