@@ -119,7 +119,7 @@ def main(argv: list[str] | None = None) -> int:
         if r["unreadable"]:
             print(f"{name}: left out, unusable as originals: {', '.join(Path(p).name for p in r['unreadable'])}")
     print(f"{len(songs)} real songs; kept = same genre as the model gave the original file")
-    print(f"| model | level | kept | not music | became instead (top 3) |\n|---|---|---|---|---|")
+    print("| model | level | kept | not music | became instead (top 3) |\n|---|---|---|---|---|")
     for name, r in result.items():
         for level, row in r["levels"].items():
             became = ", ".join(f"{g} {n}" for g, n in row["became"].items()) or "-"

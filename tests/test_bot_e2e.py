@@ -21,7 +21,7 @@ import subprocess
 
 import numpy as np
 import pytest
-from testkit.botharness import ADMIN_ID, COMMANDS, OTHER_ID, USER_ID, busy_worker, make_settings, poll, running_bot
+from testkit.botharness import ADMIN_ID, COMMANDS, OTHER_ID, USER_ID, make_settings, poll, running_bot
 from conftest import encode, synth_music
 
 from bot.discord_adapter import replies
