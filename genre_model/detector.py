@@ -18,8 +18,10 @@ import numpy as np
 from genre_model.linear import Linear, softmax
 from genre_model.sounds import SOUND_KINDS
 
-#: The detector's classes; "music" is always first.
-SOUNDS: tuple[str, ...] = ("music", *SOUND_KINDS)
+#: The detector's classes; "music" is always first. "sound" (animals, machines, sirens, crowds,
+#: laughter, footsteps...) is learnt from real recordings only (:mod:`genre_model.realsounds`);
+#: a detector fitted on generated clips alone has the first four.
+SOUNDS: tuple[str, ...] = ("music", *SOUND_KINDS, "sound")
 #: Below this probability of music, a song is reported as not music.
 MUSIC_THRESHOLD = 0.2
 
@@ -55,16 +57,21 @@ def fit_detector(embeddings: np.ndarray, sounds: Sequence[str], *, c: float = 0.
                  threshold: float = MUSIC_THRESHOLD) -> SoundDetector:
     """Train on song embeddings ``(n, d)`` labelled by what they sound like (each of :data:`SOUNDS`).
 
-    Standardised multinomial logistic regression, classes weighted to equal total weight.
+    Standardised multinomial logistic regression, classes weighted to equal total weight. The
+    detector's classes are "music" and those of :data:`SOUNDS` that have examples.
     Needs scikit-learn (the ``train`` extra).
     """
     from sklearn.linear_model import LogisticRegression
 
-    if set(sounds) != set(SOUNDS):
-        raise ValueError(f"need examples of every sound {SOUNDS}, got {sorted(set(sounds))}")
+    classes = tuple(s for s in SOUNDS if s in set(sounds))
+    if set(sounds) - set(SOUNDS) or classes[:1] != ("music",) or len(classes) < 2:
+        raise ValueError(f"need music and other sounds of {SOUNDS}, got {sorted(set(sounds))}")
     x = np.asarray(embeddings, dtype=np.float64)
-    y = np.array([SOUNDS.index(s) for s in sounds])
+    y = np.array([classes.index(s) for s in sounds])
     mean, scale = x.mean(axis=0), x.std(axis=0) + 1e-6
     model = LogisticRegression(C=c, max_iter=5000, class_weight="balanced").fit((x - mean) / scale, y)
-    linear = Linear.from_standardised(model.coef_.T, model.intercept_, mean, scale)
-    return SoundDetector(linear, SOUNDS, threshold)
+    coef, intercept = model.coef_.T, model.intercept_
+    if len(classes) == 2:  # sklearn gives one column for two classes: make it a two-way softmax
+        coef, intercept = np.concatenate([-coef / 2, coef / 2], axis=1), np.array([-intercept[0] / 2, intercept[0] / 2])
+    linear = Linear.from_standardised(coef, intercept, mean, scale)
+    return SoundDetector(linear, classes, threshold)

@@ -28,6 +28,7 @@ import argparse
 import csv
 import hashlib
 import io
+import json
 import lzma
 import re
 import shutil
@@ -36,7 +37,9 @@ import sys
 import tarfile
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Iterable, Iterator
+from typing import Iterable, Iterator, Sequence
+
+import numpy as np
 
 #: The committed list of clips.
 MANIFEST = Path(__file__).with_name("realsounds.csv")
@@ -189,20 +192,185 @@ def build(out: Path, manifest: Path = MANIFEST, debs: Path | None = None) -> lis
     return kept
 
 
-# --- scanning a package by hand ------------------------------------------------------------
+# --- embedding and fitting ----------------------------------------------------------------
 
-#: (package, path regex, category) guesses used by ``scan``; the first match wins, no match = not listed.
-RULES: list[tuple[str, str, str]] = []
+def song_embedding(classifier, path: Path) -> np.ndarray:
+    """A file's mean window embedding, windowed exactly as :meth:`Classifier.predict` does."""
+    from genre_model.audio import Decoding
+    from genre_model.config import MAX_AUDIO_SECONDS, MAX_WINDOWS
+    from genre_model.features import song_features, song_window_starts
+
+    cfg = classifier.info.features
+    with Decoding(path, cfg.sample_rate, max_seconds=MAX_AUDIO_SECONDS) as decoding:
+        samples = decoding.samples(min_seconds=cfg.min_samples / cfg.sample_rate)
+    starts = song_window_starts(1 + samples.size // cfg.hop_length, cfg, MAX_WINDOWS)
+    windows = song_features(samples, cfg, starts, 64)[0]
+    return classifier.embed(windows).mean(axis=0)
 
 
-def duration(path: Path) -> float:
-    """Seconds of audio (ffprobe)."""
-    r = subprocess.run(["ffprobe", "-v", "error", "-show_entries", "format=duration", "-of", "csv=p=0", str(path)],
-                       capture_output=True, text=True)
-    try:
-        return float(r.stdout.strip())
-    except ValueError:
-        return 0.0
+def embed_files(classifier, paths: Sequence[Path], cache_dir: Path | None = None,
+                log=lambda msg: None) -> tuple[np.ndarray, list[bool]]:
+    """(mean embeddings ``(n, d)``, usable flags) of files; unusable files get a zero row.
+
+    With ``cache_dir``, embeddings are kept in one ``.npz`` per model embedder (keyed by the
+    embedder's checksum and feature settings) and file content hash."""
+    from genre_model.errors import AudioError
+
+    cache: dict[str, np.ndarray] = {}
+    store = None
+    if cache_dir is not None:
+        key = hashlib.sha256((classifier.info.checksums.get("embedder.tflite", "") +
+                              json.dumps(classifier.info.features.to_dict(), sort_keys=True)).encode()).hexdigest()[:20]
+        store = Path(cache_dir) / f"song-embeddings-{key}.npz"
+        if store.is_file():
+            with np.load(store) as data:
+                cache = {k: data[k] for k in data.files}
+    rows, ok = [], []
+    for i, path in enumerate(paths):
+        digest = hashlib.sha256(Path(path).read_bytes()).hexdigest()
+        if digest not in cache:
+            try:
+                cache[digest] = song_embedding(classifier, Path(path))
+            except AudioError as exc:
+                log(f"skipped {path}: {exc}")
+                cache[digest] = np.zeros(0)
+            if store is not None and i % 50 == 49:
+                _save_cache(store, cache)
+        rows.append(cache[digest])
+        ok.append(cache[digest].size > 0)
+    if store is not None:
+        _save_cache(store, cache)
+    width = max((r.size for r in rows), default=0)
+    return np.stack([r if r.size else np.zeros(width) for r in rows]) if rows else np.zeros((0, 0)), ok
+
+
+def _save_cache(store: Path, cache: dict[str, np.ndarray]) -> None:
+    store.parent.mkdir(parents=True, exist_ok=True)
+    tmp = store.with_suffix(".tmp.npz")
+    np.savez(tmp, **cache)
+    tmp.replace(store)
+
+
+@dataclass
+class Examples:
+    """Labelled song embeddings for the detector: class, category and group (package or artist) of each."""
+
+    x: np.ndarray
+    sounds: list[str]
+    categories: list[str]
+    groups: list[str]
+
+
+def gather(classifier, music: Sequence[Path], corpora: Sequence[Path], cache_dir: Path | None = None,
+           log=lambda msg: None) -> Examples:
+    """Embeddings of labelled music (data folders or manifests, grouped like ``train`` groups them:
+    by artist where named) and of real-sound corpora (grouped by source package)."""
+    from genre_model.dataset import by_artist, has_artists, load_dataset
+
+    paths, sounds, categories, groups = [], [], [], []
+    for source in music:
+        tracks = [t for t in load_dataset(Path(source)) if not t.is_windows]
+        tracks = by_artist(tracks) if has_artists(tracks) else tracks
+        for t in tracks:
+            paths.append(t.path), sounds.append("music"), categories.append("music (" + Path(source).name + ")")
+            groups.append(f"{Path(source).name}:{t.group}")
+    for corpus in corpora:
+        for path, clip in corpus_clips(corpus):
+            paths.append(path), sounds.append(clip.detector_class)
+            categories.append("music (other)" if clip.side == "music" else clip.category)
+            groups.append(clip.source_package)
+    log(f"embedding {len(paths)} files for the sound detector")
+    x, ok = embed_files(classifier, paths, cache_dir, log)
+    keep = [i for i, good in enumerate(ok) if good]
+    return Examples(x[keep], [sounds[i] for i in keep], [categories[i] for i in keep], [groups[i] for i in keep])
+
+
+def grouped_evaluation(ex: Examples, folds: int = 5, seed: int = 0, c: float = 0.1,
+                       threshold: float | None = None) -> list[str]:
+    """The detector's verdict ("music" or a sound) on every example, each predicted by a detector
+    that never saw its group (package or artist): grouped k-fold, groups spread at random."""
+    from genre_model.detector import MUSIC_THRESHOLD, fit_detector
+
+    names = sorted(set(ex.groups))
+    rng = np.random.default_rng(seed)
+    fold_of = {g: i % folds for i, g in enumerate(rng.permutation(names))}
+    out = [""] * len(ex.sounds)
+    for k in range(folds):
+        test = [i for i, g in enumerate(ex.groups) if fold_of[g] == k]
+        train = [i for i, g in enumerate(ex.groups) if fold_of[g] != k]
+        if not test:
+            continue
+        det = fit_detector(ex.x[train], [ex.sounds[i] for i in train], c=c,
+                           threshold=MUSIC_THRESHOLD if threshold is None else threshold)
+        for i in test:
+            out[i] = det.judge(ex.x[i])[0]
+    return out
+
+
+def category_table(categories: Sequence[str], verdicts: Sequence[str]) -> tuple[list[tuple[str, int, int]], float, int, int]:
+    """(rows (category, caught or kept, total), balanced share of non-music caught, music called
+    not music, music total). For music rows the count is songs *called not music*."""
+    rows = []
+    for cat in sorted(set(categories)):
+        idx = [i for i, c in enumerate(categories) if c == cat]
+        if cat.startswith("music"):
+            rows.append((cat, sum(verdicts[i] != "music" for i in idx), len(idx)))
+        else:
+            rows.append((cat, sum(verdicts[i] != "music" for i in idx), len(idx)))
+    shares = [hit / n for cat, hit, n in rows if not cat.startswith("music")]
+    alarms = sum(hit for cat, hit, n in rows if cat.startswith("music"))
+    n_music = sum(n for cat, hit, n in rows if cat.startswith("music"))
+    return rows, float(np.mean(shares)) if shares else float("nan"), alarms, n_music
+
+
+def format_table(rows, balanced: float, alarms: int, n_music: int, title: str = "") -> str:
+    lines = [title] if title else []
+    lines.append(f"{'category':<26}{'caught':>8}{'total':>7}{'share':>8}")
+    for cat, hit, n in rows:
+        label = "called not music" if cat.startswith("music") else ""
+        lines.append(f"{cat:<26}{hit:>8}{n:>7}{hit / n:>8.2f}  {label}")
+    lines.append(f"non-music caught (category-balanced mean): {balanced:.3f}")
+    lines.append(f"real music called not music: {alarms} of {n_music}")
+    return "\n".join(lines)
+
+
+def generated_examples(classifier, per_kind: int, seed: int = 1234) -> Examples:
+    """Embeddings of the generated clips of :mod:`genre_model.sounds` (tones, noise, espeak speech,
+    synthesised bands as music), each its own group."""
+    from genre_model.features import song_features, song_window_starts
+    from genre_model.config import MAX_WINDOWS
+    from genre_model.sounds import detector_set
+
+    cfg = classifier.info.features
+    rows, sounds = [], []
+    for clip in detector_set(per_kind, cfg.sample_rate, part="train", seed=seed):
+        starts = song_window_starts(1 + clip.samples.size // cfg.hop_length, cfg, MAX_WINDOWS)
+        rows.append(classifier.embed(song_features(clip.samples.astype(np.float32), cfg, starts, 64)[0]).mean(axis=0))
+        sounds.append(clip.sound)
+    return Examples(np.stack(rows), sounds, [f"generated {s}" for s in sounds],
+                    [f"generated:{i}" for i in range(len(rows))])
+
+
+def refit_detector(model_dir: Path, music: Sequence[Path], corpora: Sequence[Path], *, generated: int = 0,
+                   c: float = 0.1, threshold: float | None = None, cache_dir: Path | None = None,
+                   log=lambda msg: None):
+    """Fit the sound detector of ``model_dir`` on its own embedder (as served: LiteRT) from labelled
+    music, real-sound corpora and (``generated`` > 0) generated clips, and write it into the model
+    (:func:`genre_model.artifact.replace_detector`). Returns the new :class:`ModelInfo`."""
+    from genre_model.artifact import replace_detector
+    from genre_model.detector import MUSIC_THRESHOLD, fit_detector
+    from genre_model.predict import Classifier
+
+    classifier = Classifier(model_dir)
+    ex = gather(classifier, music, corpora, cache_dir, log)
+    if generated:
+        g = generated_examples(classifier, generated)
+        ex = Examples(np.concatenate([ex.x, g.x]), ex.sounds + g.sounds, ex.categories + g.categories, ex.groups + g.groups)
+    counts = {s: ex.sounds.count(s) for s in sorted(set(ex.sounds))}
+    log(f"fitting the detector on {counts}")
+    detector = fit_detector(ex.x, ex.sounds, c=c, threshold=MUSIC_THRESHOLD if threshold is None else threshold)
+    return replace_detector(Path(model_dir), detector, examples=counts, c=c, generated_per_kind=generated,
+                            music=[str(m) for m in music], sounds=[str(s) for s in corpora])
 
 
 def main(argv: list[str] | None = None) -> int:
