@@ -20,6 +20,7 @@ from genre_model.realsounds import MIN_SECONDS, Clip, sha256_bytes, validate, wr
 
 M = "music"
 RULES = [  # (package, regex on the path inside the package, category); first match wins
+    *[(f"asterisk-core-sounds-{lang}-wav", r"/silence/", None) for lang in ("en", "fr", "es", "it", "ru")],  # silent
     ("asterisk-core-sounds-en-wav", r"usr/share/asterisk/sounds/.*\.wav$", "speech"),
     ("asterisk-core-sounds-fr-wav", r"usr/share/asterisk/sounds/.*\.wav$", "speech"),
     ("asterisk-core-sounds-es-wav", r"usr/share/asterisk/sounds/.*\.wav$", "speech"),
@@ -79,6 +80,8 @@ def main(x_dir: str, durations: str, out: str) -> None:
             continue
         for p, rx, category in RULES:
             if p == package and re.search(rx, path):
+                if category is None:
+                    break
                 chosen.setdefault((package, category), []).append((path, float(seconds)))
                 break
     clips = []
