@@ -10,7 +10,8 @@ builds the corpus once with the package manager, and ``genre-model train --sound
 
 The committed manifest (:data:`MANIFEST`, beside this module) names every clip:
 ``side, category, source_package, version, file_in_package, licence, duration_s, sha256``.
-``build`` re-creates the corpus from it::
+A file inside a zip archive of the package (a game's ``.pk3``/``.wz``) is named
+``ARCHIVE!MEMBER``. ``build`` re-creates the corpus from it::
 
     python -m genre_model.realsounds build /work/cache/sounds/corpus [--debs DIR]
 
@@ -35,6 +36,7 @@ import shutil
 import subprocess
 import sys
 import tarfile
+import zipfile
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterable, Iterator, Sequence
@@ -72,7 +74,8 @@ class Clip:
         return DETECTOR_CLASS["music" if self.side == "music" else self.category]
 
     def path(self, root: Path) -> Path:
-        return Path(root) / self.source_package / self.file_in_package.lstrip("/")
+        """Where the built corpus keeps the clip (a zip archive's member sits in a folder named like the archive)."""
+        return Path(root) / self.source_package / self.file_in_package.lstrip("/").replace("!", "/")
 
 
 def validate(clip: Clip) -> None:
@@ -150,6 +153,21 @@ def deb_files(deb: Path) -> dict[str, bytes]:
     raise ValueError(f"{deb}: no data.tar member")
 
 
+def _member(files: dict[str, bytes], name: str) -> bytes | None:
+    """A file of the package, or ``ARCHIVE!MEMBER``: a member of a zip archive in the package
+    (games keep sounds in .pk3/.wz zips)."""
+    if "!" not in name:
+        return files.get(name)
+    archive, member = name.split("!", 1)
+    if archive not in files:
+        return None
+    try:
+        with zipfile.ZipFile(io.BytesIO(files[archive])) as z:
+            return z.read(member)
+    except (KeyError, zipfile.BadZipFile):
+        return None
+
+
 def sha256_bytes(data: bytes) -> str:
     return hashlib.sha256(data).hexdigest()
 
@@ -179,7 +197,7 @@ def build(out: Path, manifest: Path = MANIFEST, debs: Path | None = None) -> lis
         wanted = [c for c in clips if c.source_package == package]
         files = deb_files(fetch(package, wanted[0].version, debs))
         for c in wanted:
-            data = files.get(c.file_in_package.lstrip("/"))
+            data = _member(files, c.file_in_package.lstrip("/"))
             if data is None or sha256_bytes(data) != c.sha256:
                 print(f"skipped {package}/{c.file_in_package}: missing or changed", file=sys.stderr)
                 continue

@@ -1,9 +1,9 @@
 """Write genre_model/realsounds.csv from extracted packages (the developer's first step; see README).
 
-    python research/sounds/categorise.py X_DIR DURATIONS.tsv genre_model/realsounds.csv
+    python research/sounds/categorise.py X_DIR genre_model/realsounds.csv DURATIONS.tsv [MORE.tsv ...]
 
 X_DIR holds one folder per package (``dpkg-deb -x PKG.deb X_DIR/PKG``); DURATIONS.tsv is
-``package<TAB>path<TAB>seconds``. Categories come from the path names by the RULES below, written
+``package<TAB>path<TAB>seconds`` (a zip member's path is ``ARCHIVE!MEMBER``). Categories come from the path names by the RULES below, written
 by hand after reading the file lists; files whose name does not say clearly what they are (e.g.
 lincity's Farm*, Health*, colobot's numbered sound*.wav, freedroid's robot voices) are not listed.
 Nothing is looped or cut: clips under 3 s are left out. Per package at most CAP clips of a
@@ -13,6 +13,7 @@ import random
 import re
 import subprocess
 import sys
+import zipfile
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
@@ -40,6 +41,15 @@ RULES = [  # (package, regex on the path inside the package, category); first ma
     ("lugaru-data", r"Sounds/Music.*\.ogg$", M),
     ("lugaru-data", r"Sounds/(Wind|DesertAmbient|Fire)\.ogg$", "nature"),
     ("lugaru-data", r"Sounds/Alarm\.ogg$", "alarms"),
+    ("warzone2100-data", r"base\.wz!(audio/tutorial|sequenceaudio|audio/proxmessages|audio/countdown)/.*\.ogg$", "speech"),
+    ("warzone2100-data", r"base\.wz!audio/sfx/vehicle/.*\.ogg$", "machines"),
+    ("openarena-data", r"pak0\.pk3!sound/world/(fire1|fire2|firesoft|wind1|drops)\.wav$", "nature"),
+    ("openarena-data", r"pak0\.pk3!sound/world/tim_machine\.wav$", "machines"),
+    ("fillets-ng-data-cs", r"music", None),
+    ("fillets-ng-data-nl", r"music", None),
+    ("fillets-ng-data-cs", r"sound/[^/]+/cs/[^/]+\.ogg$", "speech"),  # voice-acted dialogue (Czech)
+    ("fillets-ng-data-nl", r"sound/[^/]+/nl/[^/]+\.ogg$", "speech"),  # voice-acted dialogue (Dutch)
+    ("fillets-ng-data", r"music/.*\.ogg$", M),
     ("heroes-sound-effects", r"sfx/foule\d*\.wav$", "crowd"),
     ("hedgewars-data", r"Data/Music/.*\.ogg$", M),
     ("hedgewars-data", r"voices/.*/Laugh\.ogg$", "human"),
@@ -60,6 +70,14 @@ CAP = {"speech": 30, M: 15}
 DEFAULT_CAP = 40
 
 
+def read(root: Path, path: str) -> bytes:
+    if "!" in path:
+        archive, member = path.split("!", 1)
+        with zipfile.ZipFile(root / archive) as z:
+            return z.read(member)
+    return (root / path).read_bytes()
+
+
 def licence(x: Path, package: str) -> str:
     text = (x / package / "usr/share/doc" / package / "copyright").read_text(errors="replace")
     names = sorted({m.strip() for m in re.findall(r"^License:\s*(\S.*)$", text, re.M)} - {""})
@@ -71,10 +89,10 @@ def version(package: str) -> str:
     return subprocess.run(["dpkg-deb", "-f", str(deb[-1]), "Version"], capture_output=True, text=True).stdout.strip()
 
 
-def main(x_dir: str, durations: str, out: str) -> None:
+def main(x_dir: str, out: str, *durations: str) -> None:
     x = Path(x_dir)
     chosen: dict[tuple[str, str], list[tuple[str, float]]] = {}
-    for line in Path(durations).read_text().splitlines():
+    for line in (ln for d in durations for ln in Path(d).read_text().splitlines()):
         package, path, seconds = line.split("\t")
         if float(seconds) < MIN_SECONDS:
             continue
@@ -91,7 +109,7 @@ def main(x_dir: str, durations: str, out: str) -> None:
         lic, ver = licence(x, package), version(package)
         for path, seconds in files[:CAP.get(category, DEFAULT_CAP)]:
             clip = Clip("music" if category == M else "not_music", category, package, ver, path, lic,
-                        round(seconds, 2), sha256_bytes((x / package / path).read_bytes()))
+                        round(seconds, 2), sha256_bytes(read(x / package, path)))
             validate(clip)
             clips.append(clip)
     write_manifest(Path(out), clips)
