@@ -30,6 +30,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--seeds", default="0", help="fold seeds for --refit, e.g. 0,1,2")
     parser.add_argument("--c", type=float, default=0.1, help="inverse L2 strength of the refitted detector")
     parser.add_argument("--cache", type=Path, default=None, help="where song embeddings are cached")
+    parser.add_argument("--show", action="store_true", help="list the music called not music and the sounds missed")
     args = parser.parse_args(argv)
 
     from genre_model.config import DEFAULT_MODEL_DIR
@@ -42,13 +43,23 @@ def main(argv: list[str] | None = None) -> int:
         verdicts = [clf._detector.judge(x)[0] for x in ex.x]
         print(format_table(*category_table(ex.categories, verdicts),
                            title=f"model {clf.version}: its own detector ({', '.join(clf._detector.sounds)})"))
+        _show(args, ex, verdicts)
     if args.refit:
         for seed in [int(s) for s in args.seeds.split(",")]:
             verdicts = grouped_evaluation(ex, folds=args.folds, seed=seed, c=args.c)
             print()
             print(format_table(*category_table(ex.categories, verdicts),
                                title=f"refitted on real sounds, {args.folds} folds grouped by package/artist, seed {seed}"))
+            _show(args, ex, verdicts)
     return 0
+
+
+def _show(args, ex, verdicts) -> None:
+    if not args.show:
+        return
+    for name, category, verdict in zip(ex.names, ex.categories, verdicts):
+        if (verdict == "music") != category.startswith("music"):
+            print(f"  {'FALSE ALARM' if category.startswith('music') else 'missed'} [{category}] {name} -> {verdict}")
 
 
 if __name__ == "__main__":

@@ -37,6 +37,7 @@ import subprocess
 import sys
 import tarfile
 import zipfile
+import dataclasses
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterable, Iterator, Sequence
@@ -277,6 +278,7 @@ class Examples:
     sounds: list[str]
     categories: list[str]
     groups: list[str]
+    names: list[str] = dataclasses.field(default_factory=list)
 
 
 def gather(classifier, music: Sequence[Path], corpora: Sequence[Path], cache_dir: Path | None = None,
@@ -300,7 +302,8 @@ def gather(classifier, music: Sequence[Path], corpora: Sequence[Path], cache_dir
     log(f"embedding {len(paths)} files for the sound detector")
     x, ok = embed_files(classifier, paths, cache_dir, log)
     keep = [i for i, good in enumerate(ok) if good]
-    return Examples(x[keep], [sounds[i] for i in keep], [categories[i] for i in keep], [groups[i] for i in keep])
+    return Examples(x[keep], [sounds[i] for i in keep], [categories[i] for i in keep], [groups[i] for i in keep],
+                    [str(paths[i]) for i in keep])
 
 
 def grouped_evaluation(ex: Examples, folds: int = 5, seed: int = 0, c: float = 0.1,
@@ -366,7 +369,7 @@ def generated_examples(classifier, per_kind: int, seed: int = 1234) -> Examples:
         rows.append(classifier.embed(song_features(clip.samples.astype(np.float32), cfg, starts, 64)[0]).mean(axis=0))
         sounds.append(clip.sound)
     return Examples(np.stack(rows), sounds, [f"generated {s}" for s in sounds],
-                    [f"generated:{i}" for i in range(len(rows))])
+                    [f"generated:{i}" for i in range(len(rows))], [f"generated:{i}" for i in range(len(rows))])
 
 
 def refit_detector(model_dir: Path, music: Sequence[Path], corpora: Sequence[Path], *, generated: int = 0,
@@ -383,7 +386,8 @@ def refit_detector(model_dir: Path, music: Sequence[Path], corpora: Sequence[Pat
     ex = gather(classifier, music, corpora, cache_dir, log)
     if generated:
         g = generated_examples(classifier, generated)
-        ex = Examples(np.concatenate([ex.x, g.x]), ex.sounds + g.sounds, ex.categories + g.categories, ex.groups + g.groups)
+        ex = Examples(np.concatenate([ex.x, g.x]), ex.sounds + g.sounds, ex.categories + g.categories,
+                      ex.groups + g.groups, ex.names + g.names)
     counts = {s: ex.sounds.count(s) for s in sorted(set(ex.sounds))}
     log(f"fitting the detector on {counts}")
     detector = fit_detector(ex.x, ex.sounds, c=c, threshold=MUSIC_THRESHOLD if threshold is None else threshold)
