@@ -49,7 +49,7 @@ RULES = [  # (package, regex on the path inside the package, category); first ma
     ("fillets-ng-data-nl", r"music", None),
     ("fillets-ng-data-cs", r"sound/[^/]+/cs/[^/]+\.ogg$", "speech"),  # voice-acted dialogue (Czech)
     ("fillets-ng-data-nl", r"sound/[^/]+/nl/[^/]+\.ogg$", "speech"),  # voice-acted dialogue (Dutch)
-    ("fillets-ng-data", r"music/.*\.ogg$", M),
+    ("fillets-ng-data", r"fillets-ng/music/.*\.ogg$", M),  # not sound/music/: a level of that name
     ("heroes-sound-effects", r"sfx/foule\d*\.wav$", "crowd"),
     ("hedgewars-data", r"Data/Music/.*\.ogg$", M),
     ("hedgewars-data", r"voices/.*/Laugh\.ogg$", "human"),
@@ -61,8 +61,8 @@ RULES = [  # (package, regex on the path inside the package, category); first ma
     ("colobot-common-sounds", r"music/.*\.ogg$", M),
     ("freedroidrpg-data", r"sound/music/.*\.ogg$", M),
     ("drascula-music", r"drascula/audio/track\d+\.ogg$", M),
-    ("hyperrogue-music", r"\.ogg$", M),
-    ("asc-music", r"\.ogg$", M),
+    ("hyperrogue-music", r"/music/.*\.ogg$", M),  # not sounds/: effects
+    ("asc-music", r"music/.*\.(ogg|mp3)$", M),
     ("wesnoth-1.16-music", r"music/.*\.ogg$", M),
     ("heroes-sound-tracks", r"\.(ogg|xm|mod|wav)$", M),
 ]
