@@ -167,7 +167,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--sounds", type=Path, nargs="+", default=None, metavar="CORPUS",
                    help="after training, refit the sound detector on real recordings (folders built by "
                         "python -m genre_model.realsounds build) against the training songs and the "
-                        "corpus's music, as fit-detector does")
+                        "corpus's music and --detector-clips generated clips of each kind, as fit-detector does")
 
     p = sub.add_parser("fit-detector", help="refit only the sound detector of a model on real recordings")
     p.add_argument("model", type=Path, help="model directory to update (its embedder and head stay as they are)")
@@ -234,7 +234,7 @@ def _train(args: argparse.Namespace) -> int:
         if args.sounds:
             from genre_model.realsounds import refit_detector
 
-            refit_detector(args.out, args.data, args.sounds, cache_dir=args.cache, log=_log)
+            refit_detector(args.out, args.data, args.sounds, generated=args.detector_clips, cache_dir=args.cache, log=_log)
     print(json.dumps({"model": str(args.out), "version": info.version, **info.metrics}))
     return 0
 
