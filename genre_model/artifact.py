@@ -6,7 +6,7 @@ Layout of a model directory::
     embedder.keras    windows (n, mels, frames, ch) -> embeddings (n, d)
     embedder.tflite   the same network exported for the LiteRT runtime (what serving runs)
     head.npz          linear genre head: embedding (d) -> logits (n_labels)
-    detector.npz      optional linear sound detector: embedding (d) -> music / speech / tone / noise
+    detector.npz      optional linear sound detector: embedding (d) -> music / speech / tone / noise / sound
 
 A track's prediction is ``softmax(head(mean(embeddings)) / temperature)``; a window's
 is the head applied to that window's embedding alone. When ``tags`` names are given, the
