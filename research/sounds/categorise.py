@@ -78,7 +78,17 @@ def read(root: Path, path: str) -> bytes:
     return (root / path).read_bytes()
 
 
+#: Packages whose copyright file is not machine-readable: the licence read by hand from it.
+LICENCE_BY_HAND = {
+    "asterisk-moh-opsound-wav": "CC-BY-SA-3.0",
+    "wesnoth-1.16-music": "GPL-2",
+    "fillets-ng-data": "GPL-2", "fillets-ng-data-cs": "GPL-2", "fillets-ng-data-nl": "GPL-2",
+}
+
+
 def licence(x: Path, package: str) -> str:
+    if package in LICENCE_BY_HAND:
+        return LICENCE_BY_HAND[package]
     text = (x / package / "usr/share/doc" / package / "copyright").read_text(errors="replace")
     names = sorted({m.strip() for m in re.findall(r"^License:\s*(\S.*)$", text, re.M)} - {""})
     return " / ".join(names) or "see copyright"
