@@ -6,7 +6,7 @@ Layout of a model directory::
     embedder.keras    windows (n, mels, frames, ch) -> embeddings (n, d)
     embedder.tflite   the same network exported for the LiteRT runtime (what serving runs)
     head.npz          linear genre head: embedding (d) -> logits (n_labels)
-    detector.npz      optional linear sound detector: embedding (d) -> music / speech / tone / noise
+    detector.npz      optional linear sound detector: embedding (d) -> music / speech / tone / noise / sound
 
 A track's prediction is ``softmax(head(mean(embeddings)) / temperature)``; a window's
 is the head applied to that window's embedding alone. When ``tags`` names are given, the
@@ -21,6 +21,7 @@ import dataclasses
 import datetime as dt
 import hashlib
 import json
+import os
 import shutil
 import tempfile
 from pathlib import Path
@@ -172,6 +173,38 @@ def update_training(model_dir: Path, **fields: Any) -> None:
     tmp = meta_path.with_suffix(".tmp")
     tmp.write_text(json.dumps(meta, indent=2, sort_keys=True) + "\n")
     tmp.replace(meta_path)
+
+
+def replace_detector(model_dir: Path, detector: Any, **training: Any) -> ModelInfo:
+    """Give an existing model a new sound detector (``detector.npz``, the metadata's ``detector``
+    settings and checksums; ``training`` fields are added to the summary under ``detector``).
+
+    The model is copied, changed and swapped in whole, so a reader sees the old model or the new
+    one, never a mix; the embedder and head stay byte for byte as they were."""
+    model_dir = Path(model_dir)
+    info = load_info(model_dir)  # refuse to touch a corrupt model
+    if detector.linear.n_features != load_head(info).n_features:
+        raise ValueError(f"the detector takes {detector.linear.n_features} features, the head {load_head(info).n_features}")
+    staging = Path(tempfile.mkdtemp(prefix=f".{model_dir.name}-", dir=model_dir.parent))
+    old = model_dir.with_name(f".{model_dir.name}-old-{os.getpid()}")
+    try:
+        shutil.copytree(model_dir, staging, dirs_exist_ok=True)
+        (staging / DETECTOR).write_bytes(detector.linear.to_bytes())
+        meta = json.loads((staging / METADATA).read_text())
+        meta["detector"] = {"sounds": list(detector.sounds), "threshold": detector.threshold}
+        meta["training"]["detector"] = training
+        meta["checksums"] = {name: sha256(staging / name) for name in FILES + (DETECTOR,)}
+        (staging / METADATA).write_text(json.dumps(meta, indent=2, sort_keys=True) + "\n")
+        staging.chmod(0o755)
+        model_dir.rename(old)
+        staging.rename(model_dir)
+        shutil.rmtree(old, ignore_errors=True)
+    except BaseException:
+        shutil.rmtree(staging, ignore_errors=True)
+        if old.exists() and not model_dir.exists():
+            old.rename(model_dir)
+        raise
+    return load_info(model_dir)
 
 
 def to_tflite(model: Any) -> bytes:

@@ -179,6 +179,21 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("train", help="train a model artifact")
     _add_train_options(p)
     p.add_argument("--out", type=Path, default=Path("runs/model"), help="model directory to write")
+    p.add_argument("--sounds", type=Path, nargs="+", default=None, metavar="CORPUS",
+                   help="after training, refit the sound detector on real recordings (folders built by "
+                        "python -m genre_model.realsounds build) against the training songs and the "
+                        "corpus's music and --detector-clips generated clips of each kind, as fit-detector does")
+
+    p = sub.add_parser("fit-detector", help="refit only the sound detector of a model on real recordings")
+    p.add_argument("model", type=Path, help="model directory to update (its embedder and head stay as they are)")
+    p.add_argument("--music", type=Path, nargs="*", default=[], metavar="DATA",
+                   help="music: genre folders or manifests (e.g. the model's training data)")
+    p.add_argument("--sounds", type=Path, nargs="+", required=True, metavar="CORPUS",
+                   help="real-sound corpora built by python -m genre_model.realsounds build (their music counts as music)")
+    p.add_argument("--generated", type=int, default=0, metavar="N",
+                   help="also N generated clips of each kind (tones, noise, espeak speech, synthesised bands) (default: 0)")
+    p.add_argument("--c", type=float, default=0.1, help="inverse L2 strength (default: %(default)s)")
+    p.add_argument("--cache", type=Path, default=None, help="folder to cache song embeddings in")
 
     p = sub.add_parser("cv", help="grouped k-fold cross-validation estimate (by artist when the data names artists)")
     _add_train_options(p)
@@ -217,7 +232,8 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
-        return {"train": _train, "cv": _cv, "evaluate": _evaluate, "predict": _predict}[args.command](args)
+        return {"train": _train, "cv": _cv, "evaluate": _evaluate, "predict": _predict,
+                "fit-detector": _fit_detector}[args.command](args)
     except GenreModelError as exc:
         print(f"genre-model: {exc}", file=sys.stderr)
         return 2
@@ -230,7 +246,25 @@ def _train(args: argparse.Namespace) -> int:
 
     with _stdout_to_stderr():
         info = train(args.data, args.out, _options(args), verbose=1 if sys.stderr.isatty() else 2)
+        if args.sounds:
+            from genre_model.realsounds import refit_detector
+
+            refit_detector(args.out, args.data, args.sounds, generated=args.detector_clips, cache_dir=args.cache, log=_log)
     print(json.dumps({"model": str(args.out), "version": info.version, **info.metrics}))
+    return 0
+
+
+def _log(message: str) -> None:
+    print(message, file=sys.stderr)
+
+
+def _fit_detector(args: argparse.Namespace) -> int:
+    from genre_model.realsounds import refit_detector
+
+    info = refit_detector(args.model, args.music, args.sounds, generated=args.generated, c=args.c,
+                          cache_dir=args.cache, log=_log)
+    print(json.dumps({"model": str(args.model), "version": info.version, "detector": info.detector,
+                      "examples": info.training["detector"]["examples"]}))
     return 0
 
 

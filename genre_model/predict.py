@@ -102,7 +102,7 @@ def timeline_segments(timeline: list[Segment], duration_s: float) -> list[Segmen
 class Prediction:
     """A whole-song prediction plus what the bot stores and draws.
 
-    ``sound`` is "music", or what the song sounds like instead ("speech", "tone", "noise");
+    ``sound`` is "music", or what the song sounds like instead ("speech", "tone", "noise", "sound");
     then ``genre`` is None and the genre probabilities are only what the head would say.
     """
 
@@ -220,7 +220,7 @@ def close_genres(probabilities: dict[str, float], margin: float = CLOSE_CALL) ->
 def verdict(genre: str | None, probabilities: dict[str, float], sound: str = "music") -> str:
     """What the model thinks, in words a channel reads: a genre, a close call, or "not music"."""
     if sound != "music" or genre is None:
-        kind = {"tone": "a tone or beeps", "noise": "noise"}.get(sound, sound)
+        kind = {"tone": "a tone or beeps", "noise": "noise", "sound": "a real-world sound (animals, machines, crowds)"}.get(sound, sound)
         return f"this sounds like {kind}, not music"
     close = close_genres(probabilities)
     if close:
