@@ -64,8 +64,8 @@ def _image_path(text: str) -> Path:
     return path
 
 
-class _Version(argparse.Action):
-    """``--version``: the package version and the bundled model's."""
+class VersionAction(argparse.Action):
+    """``--version``: the command (``parser.prog``), the package version and the bundled model's."""
 
     def __init__(self, option_strings: Sequence[str], dest: str, **kwargs) -> None:
         super().__init__(option_strings, dest, nargs=0, default=argparse.SUPPRESS, **kwargs)
@@ -77,7 +77,7 @@ class _Version(argparse.Action):
             model = f" (bundled model {load_info(DEFAULT_MODEL_DIR, verify=False).version})"
         except GenreModelError:
             model = ""
-        print(f"genre-model {__version__}{model}")
+        print(f"{parser.prog} {__version__}{model}")
         parser.exit()
 
 
@@ -173,7 +173,7 @@ def _seed_list(text: str) -> list[int]:
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="genre-model", description=DESCRIPTION, epilog=EPILOG)
-    parser.add_argument("--version", action=_Version, help="print the version and exit")
+    parser.add_argument("--version", action=VersionAction, help="print the version and exit")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
     p = sub.add_parser("train", help="train a model artifact")

@@ -32,7 +32,6 @@ import io
 import json
 import lzma
 import re
-import shutil
 import subprocess
 import sys
 import tarfile

@@ -19,6 +19,7 @@ from bot.settings import Settings, load_settings
 from bot.backends import model_store, open_storage, start_inference
 from bot.storage import StorageError
 from genre_model.artifact import load_info
+from genre_model.cli import VersionAction
 from genre_model.errors import GenreModelError
 
 log = logging.getLogger("bot")
@@ -34,24 +35,6 @@ The genrebot Discord bot: /genre names the genre of an uploaded song.
   genre-bot                         run the bot (settings from the environment / .env)
   genre-bot export-corrections DIR  write the corrections in a layout genre-model train reads
 """
-
-
-class _Version(argparse.Action):
-    """``--version``: the package version and the bundled model's."""
-
-    def __init__(self, option_strings, dest, **kwargs) -> None:
-        super().__init__(option_strings, dest, nargs=0, default=argparse.SUPPRESS, **kwargs)
-
-    def __call__(self, parser, namespace, values, option_string=None) -> None:
-        from genre_model import __version__
-        from genre_model.config import DEFAULT_MODEL_DIR
-
-        try:
-            model = f" (bundled model {load_info(DEFAULT_MODEL_DIR, verify=False).version})"
-        except GenreModelError:
-            model = ""
-        print(f"genre-bot {__version__}{model}")
-        parser.exit()
 
 
 class RedactToken(logging.Filter):
@@ -114,7 +97,7 @@ async def export_corrections(settings: Settings, out_dir: Path) -> int:
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="genre-bot", description=DESCRIPTION,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--version", action=_Version, help="print the version and exit")
+    parser.add_argument("--version", action=VersionAction, help="print the version and exit")
     env_help = "read settings from this file (default: .env in the current folder); environment variables win"
     parser.add_argument("--env-file", type=Path, default=None, metavar="PATH", help=env_help)
     sub = parser.add_subparsers(dest="command")
