@@ -329,7 +329,7 @@ class PostgresStorage(StorageBase):
             " SELECT CASE WHEN EXISTS (SELECT 1 FROM granted) THEN 0.0 ELSE coalesce("
             "  (SELECT extract(epoch FROM until - clock_timestamp())::float8 FROM cooldowns WHERE user_id = $1),"
             "  $2) END", user_id, float(seconds))
-        return max(0.0, float(wait))
+        return min(float(seconds), max(0.0, float(wait)))
 
     async def release_cooldown(self, user_id: int) -> None:
         await self._pool.execute("DELETE FROM cooldowns WHERE user_id = $1", user_id)

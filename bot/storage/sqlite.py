@@ -352,8 +352,10 @@ class SqliteStorage(StorageBase):
             return cursor.rowcount > 0
 
     async def take_cooldown(self, user_id: int, seconds: float) -> float:
-        now = time.time()
         async with self._transaction() as db:
+            # The clock is read once the write lock is held, so a caller queued behind the one that
+            # started the pause never computes a wait longer than the pause itself.
+            now = time.time()
             async with db.execute(
                 "INSERT INTO cooldowns (user_id, until) VALUES (?, ?) ON CONFLICT (user_id) DO UPDATE"
                 " SET until = excluded.until WHERE cooldowns.until <= ?"
@@ -363,7 +365,7 @@ class SqliteStorage(StorageBase):
             if granted:
                 return 0.0
             row = await db.execute_fetchall("SELECT until FROM cooldowns WHERE user_id = ?", (user_id,))
-        return max(0.0, row[0][0] - now) if row else 0.0
+        return min(seconds, max(0.0, row[0][0] - now)) if row else 0.0
 
     async def release_cooldown(self, user_id: int) -> None:
         async with self._transaction() as db:
