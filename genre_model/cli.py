@@ -360,7 +360,7 @@ def _predict(args: argparse.Namespace) -> int:
         if args.json:
             print(json.dumps(pred.to_json(str(path))), flush=True)
         else:
-            analysed = f"analysed {coverage(pred.analysed_s, pred.duration_s, pred.n_windows)}"
+            analysed = f"analysed {coverage(pred.analysed_s, pred.duration_s, pred.n_windows, pred.file_s)}"
             if not pred.music:
                 print(f"{path}: {pred.verdict()}; {analysed}")
                 continue

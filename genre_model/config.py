@@ -22,9 +22,13 @@ def _clock(seconds: float) -> str:
     return f"{whole} s" if whole < 60 else f"{whole // 60}:{whole % 60:02d}"
 
 
-def coverage(analysed_s: float, duration_s: float, n_windows: int) -> str:
-    """How much of a song was analysed, as people read it: "48 s of 3:00 (16 windows)", "all 30 s (10 windows)"."""
+def coverage(analysed_s: float, duration_s: float, n_windows: int, file_s: float | None = None) -> str:
+    """How much of a song was analysed, as people read it: "48 s of 3:00 (16 windows)", "all 30 s
+    (10 windows)", "30 s of the first 10:00 of 20:00 (10 windows)" (only the file's start analysed)."""
     windows = f"{n_windows} window{'' if n_windows == 1 else 's'}"
+    if file_s is not None and _clock(file_s) != _clock(duration_s) and file_s > duration_s:
+        heard = "all" if _clock(analysed_s) == _clock(duration_s) else _clock(analysed_s)
+        return f"{heard} of the first {_clock(duration_s)} of {_clock(file_s)} ({windows})"
     if _clock(analysed_s) == _clock(duration_s):
         return f"all {_clock(duration_s)} ({windows})"
     return f"{_clock(analysed_s)} of {_clock(duration_s)} ({windows})"

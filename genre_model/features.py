@@ -266,38 +266,140 @@ def window_spans(starts: np.ndarray, config: FeatureConfig, n_samples: int) -> n
     return np.stack([begin, end], axis=1) / config.sample_rate
 
 
+@dataclasses.dataclass(frozen=True)
+class Excerpts:
+    """A song's decoded audio: all of it (one piece at sample 0), or only the pieces its windows need.
+
+    ``pieces`` are ``(first sample, samples)``, sorted and disjoint, at the song's positions;
+    ``n_samples`` is the length of the song as analysed (its first ``max_seconds``). Every
+    sample inside a piece is exactly the sample a full decode has there.
+    """
+
+    n_samples: int
+    pieces: tuple[tuple[int, np.ndarray], ...]
+
+    def __post_init__(self) -> None:
+        end = 0
+        for first, samples in self.pieces:
+            if samples.ndim != 1 or first < end or first + samples.size > self.n_samples:
+                raise ValueError("pieces must be mono, sorted, disjoint and inside the song")
+            end = first + samples.size
+
+    @classmethod
+    def whole(cls, samples: np.ndarray) -> "Excerpts":
+        """All of a decoded song."""
+        return cls(int(samples.size), ((0, samples),))
+
+    def piece_of(self, begin: int, end: int) -> tuple[int, np.ndarray]:
+        """The piece holding samples ``[begin, end)``; ValueError if none holds all of them."""
+        for first, samples in self.pieces:
+            if first <= begin and end <= first + samples.size:
+                return first, samples
+        raise ValueError(f"samples {begin}..{end} were not decoded")
+
+    def span(self, begin: int, end: int) -> np.ndarray:
+        """Samples ``[begin, end)`` of the song (they must lie in one piece)."""
+        first, samples = self.piece_of(begin, end)
+        return samples[begin - first:end - first]
+
+
+def frame_span(frames: tuple[int, int], config: FeatureConfig, n_samples: int) -> tuple[int, int]:
+    """Samples ``[begin, end)`` that frames ``first..last`` (inclusive, centred) read, clipped to the song."""
+    half = config.n_fft // 2
+    return max(frames[0] * config.hop_length - half, 0), min(frames[1] * config.hop_length + half, n_samples)
+
+
+def needed_spans(starts: np.ndarray, config: FeatureConfig, n_samples: int) -> list[tuple[int, int]]:
+    """The sample spans ``[begin, end)`` the windows at ``starts`` are computed from, merged where
+    they touch: what a reader must decode so :func:`song_features` gives the numbers a full decode
+    gives. With delta channels each window also needs the frames its deltas read around it."""
+    reach = _DELTA_HALF if config.deltas else 0
+    last_frame = n_samples // config.hop_length
+    spans: list[tuple[int, int]] = []
+    for s in sorted(int(x) for x in starts):
+        begin, end = frame_span((max(s - reach, 0), min(s + config.window_frames - 1 + reach, last_frame)),
+                                config, n_samples)
+        if spans and begin <= spans[-1][1]:
+            spans[-1] = (spans[-1][0], max(spans[-1][1], end))
+        else:
+            spans.append((begin, end))
+    return spans
+
+
+#: Frames each side a delta channel reads (Savitzky-Golay width 9).
+_DELTA_HALF = 4
+
+
 def levelled(samples: np.ndarray, config: FeatureConfig, starts: np.ndarray) -> np.ndarray:
     """``samples`` scaled to the config's loudness target, measured over the windows at ``starts``
     (unchanged without a target): the one loudness normalisation of training and serving."""
+    return samples * np.float32(loudness_scale(Excerpts.whole(samples), config, starts))
+
+
+def loudness_scale(excerpts: Excerpts, config: FeatureConfig, starts: np.ndarray) -> float:
+    """The gain that brings a song to the config's loudness target, measured over the windows at
+    ``starts`` (1.0 without a target)."""
     if config.loudness_target is None:
-        return samples
-    from genre_model.loudness import normalise_loudness
+        return 1.0
+    from genre_model.loudness import loudness_gain
 
-    spans = np.round(window_spans(starts, config, samples.size) * config.sample_rate).astype(np.int64)
-    return normalise_loudness(samples, config.sample_rate, config.loudness_target, spans)
+    spans = np.round(window_spans(starts, config, excerpts.n_samples) * config.sample_rate).astype(np.int64)
+    return loudness_gain([excerpts.span(int(a), int(b)) for a, b in spans], config.sample_rate,
+                         config.loudness_target)
 
 
-def song_features(samples: np.ndarray, config: FeatureConfig, starts: np.ndarray,
+def song_features(song: np.ndarray | Excerpts, config: FeatureConfig, starts: np.ndarray,
                   overview_frames: int) -> tuple[np.ndarray, np.ndarray, int]:
-    """(model windows at ``starts``, log-mel overview of the whole song, its frame step) for one song.
+    """(model windows at ``starts``, log-mel overview of the song, its frame step) for one song.
 
-    The overview (first channel, every ``step``-th frame, at most about ``overview_frames``
-    of them) is for the picture. When the windows leave most of a long song out, only
-    the frames the windows and the overview need are computed, each exactly as in the
-    full spectrogram; otherwise (or with delta channels) the whole spectrogram is.
+    ``song`` is its samples or its :class:`Excerpts`. The overview (first channel, every
+    ``step``-th frame, at most about ``overview_frames`` of them) is for the picture; frames no
+    piece holds are NaN (not heard). Only the frames the windows and the overview need are
+    computed, each exactly as in the full spectrogram (with delta channels, or when most are
+    needed, every frame of a piece is).
     """
-    samples = levelled(samples, config, starts)
-    n_frames = 1 + samples.size // config.hop_length
+    excerpts = song if isinstance(song, Excerpts) else Excerpts.whole(song)
+    gain = np.float32(loudness_scale(excerpts, config, starts))
+    hop, frames = config.hop_length, config.window_frames
+    reach = _DELTA_HALF if config.deltas else 0  # a window's deltas read this many frames each side
+    n_frames = 1 + excerpts.n_samples // hop
     step = max(1, -(-n_frames // overview_frames))
-    in_windows = (np.asarray(starts)[:, None] + np.arange(config.window_frames)).ravel()
-    needed = np.union1d(in_windows, np.arange(0, n_frames, step))
-    if config.deltas or needed.size > 0.8 * n_frames:
-        spectrogram = log_mel(samples, config)
-        return cut_windows(spectrogram, config, starts), spectrogram[0, :, ::step], step
-    spectrogram = log_mel(samples, config, needed)
-    position = np.searchsorted(needed, np.asarray(starts))  # each window's frames are consecutive in `needed`
-    overview = spectrogram[0][:, np.searchsorted(needed, np.arange(0, n_frames, step))]
-    return cut_windows(spectrogram, config, position), overview, step
+    overview_at = np.arange(0, n_frames, step)
+    overview = np.full((config.n_mels, overview_at.size), np.nan, dtype=np.float32)
+    windows: list[np.ndarray | None] = [None] * len(starts)
+    for first, samples in excerpts.pieces:
+        if first % hop:
+            raise ValueError("a piece must start on a frame boundary")
+        shift, end = first // hop, first + samples.size
+        # Song frames this piece computes exactly: those whose samples it holds (or the song's
+        # zero padding, at the song's own start and end).
+        lo = shift if first == 0 else -(-(first + config.n_fft // 2) // hop)
+        hi = n_frames - 1 if end == excerpts.n_samples else (end - config.n_fft // 2) // hop
+        mine = [i for i, s in enumerate(starts)
+                if lo <= max(s - reach, 0) and min(s + frames - 1 + reach, n_frames - 1) <= hi]
+        shown = overview_at[(overview_at >= lo) & (overview_at <= hi)]
+        if not mine and (not shown.size or samples.size < config.min_samples):
+            continue  # nothing to compute here (a scrap too short for any window shows as not heard)
+        local_frames = 1 + samples.size // hop
+        needed = np.union1d((np.asarray([starts[i] for i in mine], np.int64)[:, None] + np.arange(frames)).ravel(),
+                            shown) - shift
+        scaled = samples * gain
+        if config.deltas or needed.size > 0.8 * local_frames:
+            spectrogram = log_mel(scaled, config)
+            index = lambda song_frames: np.asarray(song_frames) - shift  # noqa: E731
+        else:
+            spectrogram = log_mel(scaled, config, needed)
+            index = lambda song_frames: np.searchsorted(needed, np.asarray(song_frames) - shift)  # noqa: E731
+        for i in mine:  # each window's frames are consecutive in `needed`
+            windows[i] = spectrogram[:, :, index(starts[i]):index(starts[i]) + frames]
+        if shown.size:
+            overview[:, np.searchsorted(overview_at, shown)] = spectrogram[0][:, index(shown)]
+    if any(w is None for w in windows):
+        raise ValueError("a window's samples were not decoded")
+    if not len(starts):
+        return np.zeros((0, *config.input_shape), np.float32), overview, step
+    out = np.stack(windows).transpose(0, 2, 3, 1)
+    return normalise(np.ascontiguousarray(out, dtype=np.float32), config), overview, step
 
 
 def cut_windows(spectrogram: np.ndarray, config: FeatureConfig, starts: np.ndarray) -> np.ndarray:

@@ -76,7 +76,7 @@ def _downsample_columns(image: np.ndarray, max_columns: int) -> np.ndarray:
     usable = image.shape[1] // step * step
     pooled = image[:, 0:usable:step].copy()
     for offset in range(1, step):  # step strided maxima: many times faster than .max() over a short last axis
-        np.maximum(pooled, image[:, offset:usable:step], out=pooled)
+        np.fmax(pooled, image[:, offset:usable:step], out=pooled)  # NaN (not heard) only where all are
     return pooled
 
 
@@ -180,10 +180,13 @@ def prediction_image(
         draw.text((_WIDTH - 16, _TITLE_Y + 16), _fit(name, small, room), fill=_MUTED, font=small, anchor="rm")
 
     # Spectrogram: percentiles set the colour range, low frequencies at the bottom.
+    # Frames that were never decoded (between a long song's windows) are NaN and stay light grey.
     shown = _downsample_columns(np.asarray(spectrogram, dtype=np.float32), plot_w)
-    lo, hi = np.percentile(shown, [2, 99.5]) if shown.size else (0.0, 1.0)
-    scaled = np.clip((shown - lo) / max(float(hi - lo), 1e-6), 0.0, 1.0)
+    heard = np.isfinite(shown)
+    lo, hi = np.percentile(shown[heard], [2, 99.5]) if heard.any() else (0.0, 1.0)
+    scaled = np.clip((np.where(heard, shown, lo) - lo) / max(float(hi - lo), 1e-6), 0.0, 1.0)
     pixels = _magma_lut()[(scaled[::-1] * 255).astype(np.uint8)]
+    pixels[~heard[::-1]] = (235, 235, 235)
     picture = Image.fromarray(pixels, "RGB").resize((plot_w, _SPEC_H), Image.Resampling.BILINEAR)
     image.paste(picture, (_LEFT, _SPEC_TOP))
     for y, label in _frequency_ticks(sample_rate, n_mels, _SPEC_H, min_gap=22):

@@ -17,14 +17,14 @@ from typing import Any
 import numpy as np
 
 from genre_model.artifact import ModelInfo, load_detector, load_head, load_info
-from genre_model.audio import Decoding
 from genre_model.config import (
     DEFAULT_MODEL_DIR, MAX_AUDIO_SECONDS, MAX_WINDOWS, TOP_K, WINDOWS_EXTENSION, coverage, display_name,
 )
 from genre_model.errors import ArtifactError
 from genre_model.linear import softmax, song_probabilities
-from genre_model.features import FeatureConfig, load_windows, song_features, song_window_starts, window_spans
+from genre_model.features import FeatureConfig, load_windows, song_features, window_spans
 from genre_model.nativelog import native_stderr_to_log
+from genre_model.reading import read_song
 
 log = logging.getLogger(__name__)
 
@@ -110,7 +110,7 @@ class Prediction:
     probabilities: dict[str, float]
     #: The analysed windows, in time order.
     timeline: list[Segment]
-    #: Seconds decoded (at most the ``max_seconds`` asked for).
+    #: Length of the song as analysed: the file's, or its first ``max_seconds``.
     duration_s: float
     #: Seconds of the decoded audio inside at least one analysed window.
     analysed_s: float
@@ -128,6 +128,8 @@ class Prediction:
     tags: list[tuple[str, float]] = dataclasses.field(default_factory=list)
     #: The feature settings the windows were made with (kept with them, so they stay usable).
     features: FeatureConfig | None = dataclasses.field(default=None, repr=False)
+    #: The whole file's length, when known (longer than ``duration_s`` when only its start was analysed).
+    file_s: float | None = None
 
     @property
     def music(self) -> bool:
@@ -191,7 +193,7 @@ class Prediction:
             segments=[(s.start_s, s.end_s, s.genre) for s in self.segments] if self.music else [],
             windows=[(s.start_s, s.end_s) for s in self.timeline],
             labels=labels, title=self.title(), name=name,
-            caption=f"analysed {coverage(self.analysed_s, self.duration_s, self.n_windows)}")
+            caption=f"analysed {coverage(self.analysed_s, self.duration_s, self.n_windows, self.file_s)}")
 
     def to_json(self, file: str) -> dict[str, Any]:
         """The ``genre-model predict --json`` record. Not music: no genre timeline or tags, only the
@@ -206,6 +208,7 @@ class Prediction:
             "timeline": timeline,
             "segments": [dataclasses.asdict(s) for s in self.segments] if self.music else [],
             "duration_s": round(self.duration_s, 3), "analysed_s": round(self.analysed_s, 3),
+            "file_s": None if self.file_s is None else round(self.file_s, 3),
             "n_windows": self.n_windows, "model_version": self.model_version,
         }
 
@@ -370,25 +373,23 @@ class Classifier:
                 max_windows: int = MAX_WINDOWS) -> Prediction:
         """Decode, window and classify one song. Raises AudioError for unusable input."""
         cfg = self.info.features
-        with Decoding(source, cfg.sample_rate, max_seconds=max_seconds) as decoding:
-            self.load()  # a lazy classifier loads while ffmpeg decodes
-            samples = decoding.samples(min_seconds=cfg.min_samples / cfg.sample_rate)
-        starts = song_window_starts(1 + samples.size // cfg.hop_length, cfg, max_windows)
-        windows, overview, step = song_features(samples, cfg, starts, OVERVIEW_FRAMES)
+        song = read_song(source, cfg, max_windows, max_seconds=max_seconds, meanwhile=self.load)
+        windows, overview, step = song_features(song.excerpts, cfg, song.starts, OVERVIEW_FRAMES)
         embeddings = self.embed(windows)
         track, per_window = self.song_probabilities(embeddings)
         sound = self.sound(embeddings)
-        duration = samples.size / cfg.sample_rate
+        duration = song.seconds
         timeline = [
             Segment(round(float(begin), 3), round(float(end), 3), self.labels[int(p.argmax())],
                     round(float(p.max()), 4))
-            for (begin, end), p in zip(window_spans(starts, cfg, samples.size), per_window)
+            for (begin, end), p in zip(window_spans(song.starts, cfg, song.excerpts.n_samples), per_window)
         ]
         probabilities = {label: float(p) for label, p in zip(self.labels, track)}
         genre = self.labels[int(track.argmax())] if sound == "music" else None
         return Prediction(
             genre=genre, probabilities=probabilities,
             timeline=timeline, duration_s=duration, analysed_s=covered_seconds(timeline, duration),
+            file_s=song.file_seconds,
             model_version=self.version, windows=windows, spectrogram=overview,
             seconds_per_frame=step * cfg.hop_length / cfg.sample_rate, sample_rate=cfg.sample_rate,
             sound=sound, features=cfg,

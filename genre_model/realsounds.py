@@ -213,17 +213,14 @@ def build(out: Path, manifest: Path = MANIFEST, debs: Path | None = None) -> lis
 # --- embedding and fitting ----------------------------------------------------------------
 
 def song_embedding(classifier, path: Path) -> np.ndarray:
-    """A file's mean window embedding, windowed exactly as :meth:`Classifier.predict` does."""
-    from genre_model.audio import Decoding
-    from genre_model.config import MAX_AUDIO_SECONDS, MAX_WINDOWS
-    from genre_model.features import song_features, song_window_starts
+    """A file's mean window embedding, read and windowed exactly as :meth:`Classifier.predict` does."""
+    from genre_model.config import MAX_WINDOWS
+    from genre_model.features import song_features
+    from genre_model.reading import read_song
 
     cfg = classifier.info.features
-    with Decoding(path, cfg.sample_rate, max_seconds=MAX_AUDIO_SECONDS) as decoding:
-        samples = decoding.samples(min_seconds=cfg.min_samples / cfg.sample_rate)
-    starts = song_window_starts(1 + samples.size // cfg.hop_length, cfg, MAX_WINDOWS)
-    windows = song_features(samples, cfg, starts, 64)[0]
-    return classifier.embed(windows).mean(axis=0)
+    song = read_song(path, cfg, MAX_WINDOWS)
+    return classifier.embed(song_features(song.excerpts, cfg, song.starts, 64)[0]).mean(axis=0)
 
 
 def embed_files(classifier, paths: Sequence[Path], cache_dir: Path | None = None,

@@ -12,8 +12,8 @@ import pytest
 from conftest import TINY_FEATURES, synth_music
 from genre_model.errors import AudioError, DatasetError
 from genre_model.features import (
-    CNN_FEATURES, MUSICNN_FEATURES, FeatureConfig, cut_windows, extract_windows, load_windows, log_mel,
-    mel_edges, mel_filterbank, save_windows, song_features, song_window_starts, window_spans, window_starts,
+    CNN_FEATURES, MUSICNN_FEATURES, Excerpts, FeatureConfig, cut_windows, extract_windows, load_windows, log_mel,
+    mel_edges, mel_filterbank, needed_spans, save_windows, song_features, song_window_starts, window_spans, window_starts,
 )
 
 @pytest.fixture(scope="module")
@@ -360,3 +360,37 @@ def test_windows_format_has_one_writer_and_one_reader(tmp_path: Path) -> None:
     assert (tmp_path / "plain").is_file() and not (tmp_path / "plain.npz").exists()
     with pytest.raises(DatasetError, match="not a feature-windows file"):
         read_windows(io.BytesIO(b"garbage"))
+
+
+@pytest.mark.parametrize("cfg", [MUSICNN_FEATURES, dataclasses.replace(MUSICNN_FEATURES, loudness_target=-18.0),
+                                 CNN_FEATURES], ids=["musicnn", "levelled", "cnn-deltas"])
+def test_pieces_at_the_needed_spans_give_the_whole_songs_windows(cfg: FeatureConfig) -> None:
+    """A song decoded only where its windows read (plus nothing) gives the windows of the whole
+    song, deltas and loudness included; the overview is NaN where nothing was decoded."""
+    samples = synth_music(150.0, cfg.sample_rate, seed=8)
+    starts = song_window_starts(1 + samples.size // cfg.hop_length, cfg, 10)
+    spans = needed_spans(starts, cfg, samples.size)
+    assert len(spans) == 10 and sum(b - a for a, b in spans) < 0.3 * samples.size
+    # Pieces start on a frame boundary: widen each span's start down to one.
+    pieces = tuple((a // cfg.hop_length * cfg.hop_length, samples[a // cfg.hop_length * cfg.hop_length:b])
+                   for a, b in spans)
+    song = Excerpts(samples.size, pieces)
+    windows, overview, step = song_features(song, cfg, starts, 3000)
+    whole_windows, whole_overview, whole_step = song_features(samples, cfg, starts, 3000)
+    np.testing.assert_allclose(windows, whole_windows, rtol=1e-5, atol=1e-5)
+    assert step == whole_step and overview.shape == whole_overview.shape
+    heard = ~np.isnan(overview)
+    assert 0.05 < heard.mean() < 0.3 and not np.isnan(whole_overview).any()
+    np.testing.assert_allclose(overview[heard], whole_overview[heard], rtol=1e-5, atol=1e-5)
+    with pytest.raises(ValueError, match="not decoded"):  # a piece too short for its window
+        song_features(Excerpts(samples.size, pieces[:-1] + ((pieces[-1][0] + 2 * cfg.hop_length,
+                                                             pieces[-1][1][2 * cfg.hop_length:]),)), cfg, starts, 3000)
+
+
+def test_excerpts_refuse_overlapping_or_outside_pieces() -> None:
+    x = np.zeros(1000, np.float32)
+    with pytest.raises(ValueError):
+        Excerpts(1500, ((0, x), (500, x)))
+    with pytest.raises(ValueError):
+        Excerpts(1500, ((600, x),))
+    assert Excerpts(1600, ((0, x[:400]), (512, x))).span(600, 700).size == 100

@@ -50,14 +50,17 @@ def sentence(words: str) -> str:
     return words[:1].upper() + words[1:] + ("" if words.endswith((".", "!", "?")) else ".")
 
 
-def _analysed(duration_s: float, analysed_s: float | None, n_windows: int) -> str:
-    """How much of the decoded song the windows heard."""
-    return coverage(analysed_s, duration_s, n_windows) if analysed_s is not None and n_windows else f"{duration_s:.1f} s"
+def _analysed(duration_s: float, analysed_s: float | None, n_windows: int, file_s: float | None = None) -> str:
+    """How much of the song the windows heard (and of the file, when only its start was analysed)."""
+    if analysed_s is None or not n_windows:
+        return f"{duration_s:.1f} s"
+    return coverage(analysed_s, duration_s, n_windows, file_s)
 
 
 def prediction_embed(*, file_name: str, genre: str, confidence: float, top_k: list[tuple[str, float]],
                      duration_s: float, model_version: str, analysed_s: float | None = None,
-                     n_windows: int = 0, close_call: str | None = None, tags: Sequence[str] = ()) -> discord.Embed:
+                     n_windows: int = 0, close_call: str | None = None, tags: Sequence[str] = (),
+                     file_s: float | None = None) -> discord.Embed:
     """The reply to /genre: top genre and confidence, runners-up with bars, and the image.
 
     Genres arrive as labels ("hiphop") and are shown with their display names ("Hip-hop");
@@ -76,7 +79,7 @@ def prediction_embed(*, file_name: str, genre: str, confidence: float, top_k: li
     embed.add_field(name="Top genres", inline=False, value=top_genre_lines(top_k))
     if tags:
         embed.add_field(name="Tags (not genres)", inline=False, value=", ".join(tags))
-    embed.add_field(name="Analysed", value=_analysed(duration_s, analysed_s, n_windows), inline=True)
+    embed.add_field(name="Analysed", value=_analysed(duration_s, analysed_s, n_windows, file_s), inline=True)
     embed.add_field(name="Feedback", inline=True,
                     value=f"{RIGHT} right \N{MIDDLE DOT} {WRONG} wrong \N{MIDDLE DOT} pick the right genre below")
     embed.set_image(url=f"attachment://{IMAGE_NAME}")
@@ -85,13 +88,14 @@ def prediction_embed(*, file_name: str, genre: str, confidence: float, top_k: li
 
 
 def not_music_embed(*, file_name: str, verdict: str, duration_s: float, model_version: str,
-                    analysed_s: float | None = None, n_windows: int = 0) -> discord.Embed:
+                    analysed_s: float | None = None, n_windows: int = 0,
+                    file_s: float | None = None) -> discord.Embed:
     """The reply to an upload that does not sound like music: the words ("This sounds like speech,
     not music.") and the picture; no genre, and nothing to vote on."""
     embed = discord.Embed(title=sentence(verdict),
                           description=f"So I won't name a genre for **{safe_filename(file_name)}**.",
                           colour=discord.Colour.light_grey())
-    embed.add_field(name="Analysed", value=_analysed(duration_s, analysed_s, n_windows), inline=True)
+    embed.add_field(name="Analysed", value=_analysed(duration_s, analysed_s, n_windows, file_s), inline=True)
     embed.set_image(url=f"attachment://{IMAGE_NAME}")
     embed.set_footer(text=f"model {model_version}")
     return embed
@@ -182,12 +186,12 @@ def reply_embed(prediction: Prediction, file_name: str) -> discord.Embed:
     if not prediction.music:
         return not_music_embed(file_name=file_name, verdict=prediction.verdict(), duration_s=prediction.duration_s,
                                analysed_s=prediction.analysed_s, n_windows=prediction.n_windows,
-                               model_version=prediction.model_version)
+                               model_version=prediction.model_version, file_s=prediction.file_s)
     return prediction_embed(
         file_name=file_name, genre=prediction.genre, confidence=prediction.confidence, top_k=prediction.top_k(),
         duration_s=prediction.duration_s, analysed_s=prediction.analysed_s, n_windows=prediction.n_windows,
         model_version=prediction.model_version, close_call=prediction.verdict() if prediction.close_call() else None,
-        tags=[tag for tag, _ in prediction.tags])
+        tags=[tag for tag, _ in prediction.tags], file_s=prediction.file_s)
 
 
 # ---------------------------------------------------------------------------------------- administration
