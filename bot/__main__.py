@@ -1,8 +1,19 @@
-"""``python -m bot``: the same as the ``genre-bot`` command (:mod:`bot.discord_adapter.cli`)."""
+"""``python -m bot`` and the ``genre-bot`` command: :func:`bot.discord_adapter.cli.main`.
+
+Kept free of imports on purpose: inference workers are spawned processes, and a spawned process
+imports the parent's main module again. Importing discord.py here would put it (and aiohttp) in
+every worker, about 30 MB each, for nothing.
+"""
 
 import sys
 
-from bot.discord_adapter.cli import main
+
+def main(argv: list[str] | None = None) -> int:
+    """Run the bot's command line (imported only here, in the bot's own process)."""
+    from bot.discord_adapter.cli import main as run
+
+    return run(argv)
+
 
 if __name__ == "__main__":
     sys.exit(main())
