@@ -187,3 +187,15 @@ def test_tensorflow_loads_quietly(tmp_path: Path) -> None:
     assert result.returncode == 0, result.stderr
     assert result.stderr == "", result.stderr
     assert "TensorFlow: " in result.stdout  # what it said is kept, at DEBUG level
+
+
+def test_inference_workers_do_not_load_discord(tmp_path: Path) -> None:
+    """A spawned worker imports the parent's main module again: the genre-bot script's (bot.__main__)
+    must not pull in discord.py and aiohttp, and neither may what a worker runs."""
+    import subprocess
+    import sys
+
+    probe = ("import sys, bot.__main__, bot.inference.worker\n"
+             "print(sorted(m for m in ('discord', 'aiohttp', 'aiosqlite', 'asyncpg', 'ray') if m in sys.modules))")
+    out = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, cwd=tmp_path, check=True)
+    assert out.stdout.strip() == "[]", out.stdout
