@@ -8,7 +8,9 @@ seconds, and prints:
 * requests sent, replies by kind (result / busy / cooldown / error), lost (no reply in time);
 * p50 / p95 / max reply latency (first visible reply; for results that is the embed);
 * the worst event-loop stall (the bot logs it at SIGTERM);
-* peak RSS of the bot process + its workers (psutil, sampled every 100 ms) and of the bot alone.
+* peak RSS of the bot process + its workers and their ffmpeg children (psutil, sampled every
+  100 ms), the same tree's peak PSS (shared pages -- libraries, the ffmpeg binary -- counted once,
+  not once per process), and the bot alone's RSS.
 
 Targets: the event loop never stalls > 100 ms; bot + 2 workers <= 400 MB resident at peak (issue 8).
 
@@ -82,6 +84,7 @@ async def run(args: argparse.Namespace, songs: list[tuple[str, bytes]], baseline
         workers=args.workers, users=args.users, spread_s=args.spread, cooldown_s=args.cooldown,
         queue_limit=args.queue_limit or "default", elapsed_s=round(elapsed, 2),
         worst_stall_ms=worst_stall_ms(log), peak_rss_mb=round(rss.peak_total / 2**20),
+        peak_pss_mb=round(rss.peak_pss / 2**20),
         peak_bot_rss_mb=round(rss.peak_main / 2**20), exit_code=code,
     )
     return figures
@@ -120,10 +123,11 @@ def main(argv: list[str] | None = None) -> int:
         print(f"{args.requests} requests from {args.users} users over {args.spread:g} s, {args.workers} workers, "
               f"cooldown {args.cooldown:g} s; medians of {args.runs} run(s); load average {os.getloadavg()[0]:.1f}")
         print(f"{'checkout':<9} {'results':>7} {'lost':>4} {'p50':>8} {'p95':>8} {'stall':>7} "
-              f"{'peak RSS bot+workers':>21} {'bot alone':>9}")
+              f"{'peak RSS bot+workers':>21} {'(PSS)':>7} {'bot alone':>9}")
         for name, f in report.items():
             print(f"{name:<9} {f['result']:>7.0f} {f['lost']:>4.0f} {f['p50_s'] * 1000:>6.0f}ms {f['p95_s'] * 1000:>6.0f}ms "
-                  f"{f['worst_stall_ms']:>5.0f}ms {f['peak_rss_mb']:>18.0f} MB {f['peak_bot_rss_mb']:>6.0f} MB")
+                  f"{f['worst_stall_ms']:>5.0f}ms {f['peak_rss_mb']:>18.0f} MB {f['peak_pss_mb']:>4.0f} MB "
+                  f"{f['peak_bot_rss_mb']:>6.0f} MB")
         return 0
     figures = runs["new"][0]
     if args.json:
@@ -140,7 +144,8 @@ def main(argv: list[str] | None = None) -> int:
     print(f"worst loop stall    {stall} ms (target < 100 ms: {'ok' if stall is not None and stall < 100 else 'MISSED'})")
     peak = figures["peak_rss_mb"]
     print(f"peak RSS            bot + workers {peak} MB (target <= 400 MB with 2 workers: "
-          f"{'ok' if peak <= 400 else 'MISSED'}); bot alone {figures['peak_bot_rss_mb']} MB")
+          f"{'ok' if peak <= 400 else 'MISSED'}); PSS {figures['peak_pss_mb']} MB (shared pages counted once); "
+          f"bot alone {figures['peak_bot_rss_mb']} MB")
     print(f"bot exit code       {figures['exit_code']}")
     return 0
 

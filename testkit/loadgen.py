@@ -125,13 +125,30 @@ def worker_pids(pid: int) -> list[int]:
     return out
 
 
+def tree_pss(pid: int) -> int:
+    """Proportional set size of the process and its descendants: each shared page (libraries, the
+    ffmpeg binary) counted once across them, not once per process as RSS counts it."""
+    try:
+        processes = [psutil.Process(pid), *psutil.Process(pid).children(recursive=True)]
+    except psutil.Error:
+        return 0
+    total = 0
+    for process in processes:
+        try:
+            total += process.memory_full_info().pss
+        except (psutil.Error, AttributeError):
+            pass
+    return total
+
+
 class RssSampler:
-    """Samples the RSS of a process tree every ``interval`` seconds while running."""
+    """Samples the RSS (and PSS) of a process tree every ``interval`` seconds while running."""
 
     def __init__(self, pid: int, interval: float = 0.1) -> None:
         self.pid = pid
         self.interval = interval
         self.peak_total = 0
+        self.peak_pss = 0
         self.peak_main = 0
         self.peak_child: dict[int, int] = {}
         self.samples = 0
@@ -141,6 +158,7 @@ class RssSampler:
         total, own, children = tree_rss(self.pid)
         self.samples += 1
         self.peak_total = max(self.peak_total, total)
+        self.peak_pss = max(self.peak_pss, tree_pss(self.pid))
         self.peak_main = max(self.peak_main, own)
         for pid, rss in children.items():
             self.peak_child[pid] = max(self.peak_child.get(pid, 0), rss)
