@@ -130,6 +130,10 @@ class Prediction:
     features: FeatureConfig | None = dataclasses.field(default=None, repr=False)
     #: The whole file's length, when known (longer than ``duration_s`` when only its start was analysed).
     file_s: float | None = None
+    #: The sound detector's probability that this is music (None for a model without a detector).
+    music_p: float | None = None
+    #: Judged music, but only just: the genre is given with "this may not be music".
+    doubtful: bool = False
 
     @property
     def music(self) -> bool:
@@ -159,8 +163,10 @@ class Prediction:
         return close_genres(self.probabilities) if self.music else []
 
     def verdict(self) -> str:
-        """The answer in words: "reggae", "could be reggae or hip-hop", "speech, not music"."""
-        return verdict(self.genre, self.probabilities, self.sound)
+        """The answer in words: "reggae", "could be reggae or hip-hop", "speech, not music",
+        "jazz, but this may not be music"."""
+        words = verdict(self.genre, self.probabilities, self.sound)
+        return f"{words}, but this may not be music" if self.doubtful and self.music else words
 
     def probabilities_array(self, labels: tuple[str, ...]) -> np.ndarray:
         """Probabilities as a vector in ``labels`` order."""
@@ -178,7 +184,7 @@ class Prediction:
         if not self.music:
             return words[:1].upper() + words[1:]
         title = "  ".join(f"{display_name(g)} {p:.0%}" for g, p in self.top_k())
-        if self.close_call():
+        if self.close_call() or self.doubtful:
             title = f"{words[:1].upper()}{words[1:]}:  {title}"
         if self.tags:
             title += "   tags: " + ", ".join(t for t, _ in self.tags)
@@ -209,6 +215,7 @@ class Prediction:
             "segments": [dataclasses.asdict(s) for s in self.segments] if self.music else [],
             "duration_s": round(self.duration_s, 3), "analysed_s": round(self.analysed_s, 3),
             "file_s": None if self.file_s is None else round(self.file_s, 3),
+            "music_p": None if self.music_p is None else round(self.music_p, 4), "doubtful": self.doubtful,
             "n_windows": self.n_windows, "model_version": self.model_version,
         }
 
@@ -349,9 +356,15 @@ class Classifier:
 
     def sound(self, embeddings: np.ndarray) -> str:
         """"music", or what the song sounds like instead (a model without a detector always says music)."""
+        return self.hearing(embeddings)[0]
+
+    def hearing(self, embeddings: np.ndarray) -> tuple[str, float | None, bool]:
+        """(what the song sounds like, the detector's probability of music, whether a "music"
+        verdict is doubtful); a model without a detector hears music, undoubted."""
         if self._detector is None:
-            return "music"
-        return self._detector.judge(embeddings.mean(axis=0))[0]
+            return "music", None, False
+        sound, p = self._detector.judge(embeddings.mean(axis=0))
+        return sound, p["music"], sound == "music" and self._detector.doubts(p["music"])
 
     def tags(self, embeddings: np.ndarray, k: int = TOP_TAGS) -> list[tuple[str, float]]:
         """The ``k`` strongest tags of the song (mean over windows), strongest first; [] without tags."""
@@ -377,7 +390,7 @@ class Classifier:
         windows, overview, step = song_features(song.excerpts, cfg, song.starts, OVERVIEW_FRAMES)
         embeddings = self.embed(windows)
         track, per_window = self.song_probabilities(embeddings)
-        sound = self.sound(embeddings)
+        sound, music_p, doubtful = self.hearing(embeddings)
         duration = song.seconds
         timeline = [
             Segment(round(float(begin), 3), round(float(end), 3), self.labels[int(p.argmax())],
@@ -389,7 +402,7 @@ class Classifier:
         return Prediction(
             genre=genre, probabilities=probabilities,
             timeline=timeline, duration_s=duration, analysed_s=covered_seconds(timeline, duration),
-            file_s=song.file_seconds,
+            file_s=song.file_seconds, music_p=music_p, doubtful=doubtful,
             model_version=self.version, windows=windows, spectrogram=overview,
             seconds_per_frame=step * cfg.hop_length / cfg.sample_rate, sample_rate=cfg.sample_rate,
             sound=sound, features=cfg,

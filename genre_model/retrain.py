@@ -197,6 +197,8 @@ def run(request: RetrainRequest) -> int:
             return info
 
         candidate_info = fit(learn, request.out)
+        if keep_detector(request.live, request.out):
+            write_event(Progress("kept the live model's sound detector (learnt from real sounds; same embedder)"))
         reference, reference_name = request.live, "live"
         if live_info.training.get("holdout_fingerprint") != mark:
             write_event(Progress("the live model heard some held-out songs: training a reference without "
@@ -215,6 +217,24 @@ def run(request: RetrainRequest) -> int:
                               candidate_info.version, str(request.out), scores["candidate"], scores[reference_name],
                               reference_name))
     return 0
+
+
+def keep_detector(live: Path, candidate: Path) -> bool:
+    """Give ``candidate`` the live model's sound detector when that one learnt from real sounds (it
+    has the "sound" class; ``train`` alone fits generated clips only) and both models embed songs
+    alike (musicnn's frozen backbone, the same feature settings): a retrain changes the genre head,
+    not what the embedder hears. Returns whether the detector was kept."""
+    from genre_model.artifact import load_detector, load_info, replace_detector
+
+    live_info, candidate_info = load_info(live), load_info(candidate)
+    detector = load_detector(live_info)
+    if detector is None or "sound" not in detector.sounds:
+        return False
+    if not (live_info.arch == candidate_info.arch == "musicnn" and live_info.features == candidate_info.features):
+        return False
+    replace_detector(candidate, detector, kept_from=live_info.version,
+                     **{k: v for k, v in live_info.training.get("detector", {}).items() if k != "kept_from"})
+    return True
 
 
 def die_with_parent() -> None:

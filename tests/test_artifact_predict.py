@@ -24,7 +24,7 @@ pytestmark = pytest.mark.slow
 
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 JSON_KEYS = {"file", "music", "sound", "genre", "close_call", "probabilities", "tags", "timeline", "segments",
-             "duration_s", "analysed_s", "file_s", "n_windows",
+             "duration_s", "analysed_s", "file_s", "music_p", "doubtful", "n_windows",
              "model_version"}
 SEGMENT_KEYS = {"start_s", "end_s", "genre", "p"}
 

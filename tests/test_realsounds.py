@@ -99,10 +99,10 @@ def test_fit_detector_learns_the_classes_it_has_examples_of() -> None:
     x = np.concatenate([rng.normal(0, 1, (20, 5)), rng.normal(4, 1, (20, 5)), rng.normal(-4, 1, (20, 5))])
     det = fit_detector(x, ["music"] * 20 + ["sound"] * 20 + ["speech"] * 20)
     assert det.sounds == ("music", "speech", "sound")
-    assert det.judge(np.full(5, 4.0))[0] == "sound" and det.judge(np.zeros(5))[0] == "music"
+    assert det.judge(np.full(5, 8.0))[0] == "sound" and det.judge(np.zeros(5))[0] == "music"
     two = fit_detector(x[:40], ["music"] * 20 + ["sound"] * 20)  # two classes: still a softmax over both
     assert two.sounds == ("music", "sound") and two.linear.n_classes == 2
-    assert two.judge(np.full(5, 4.0))[0] == "sound" and two.judge(np.zeros(5))[0] == "music"
+    assert two.judge(np.full(5, 8.0))[0] == "sound" and two.judge(np.zeros(5))[0] == "music"
     with pytest.raises(ValueError):
         fit_detector(x[20:], ["sound"] * 20 + ["speech"] * 20)  # no music
 
@@ -162,6 +162,34 @@ def test_a_sound_verdict_flows_through_predict_json(tmp_path: Path) -> None:
     assert record["music"] is False and record["sound"] == "sound" and record["genre"] is None
     plain = run_python(["-m", "genre_model.cli", "predict", str(song), "--model", str(model)], cwd=tmp_path)
     assert "real-world sound" in plain.stdout and "not music" in plain.stdout
+
+
+@pytest.mark.parametrize("p_music, doubtful", [(0.3, True), (0.8, False), (0.05, None)])
+def test_a_song_barely_heard_as_music_gets_its_genre_with_a_doubt(tmp_path: Path, p_music: float, doubtful) -> None:
+    """Between the threshold (0.1) and 0.5 the detector's "music" comes with "may not be music";
+    below the threshold it is not music, above 0.5 a plain genre."""
+    from genre_model.artifact import load_head, load_info, replace_detector
+    from genre_model.config import DEFAULT_MODEL_DIR
+    from genre_model.detector import MUSIC_THRESHOLD, SoundDetector
+    from genre_model.linear import Linear
+
+    assert MUSIC_THRESHOLD < 0.3 and MUSIC_THRESHOLD > 0.05
+    model = Path(shutil.copytree(DEFAULT_MODEL_DIR, tmp_path / "model"))
+    width = load_head(load_info(model)).n_features
+    bias = np.log(p_music * 4 / (1 - p_music))  # softmax over music and four sounds at 0
+    detector = SoundDetector(Linear(np.zeros((width, 5)), np.array([bias, 0, 0, 0, 0.0])),
+                             ("music", "speech", "tone", "noise", "sound"), threshold=MUSIC_THRESHOLD)
+    replace_detector(model, detector, note="test")
+    song = encode(0.5 * synth_music(5.0, SR, seed=3), tmp_path / "song.wav", SR)
+    record = json.loads(run_python(["-m", "genre_model.cli", "predict", str(song), "--model", str(model), "--json"],
+                                   cwd=tmp_path).stdout)
+    assert record["music_p"] == pytest.approx(p_music, abs=1e-3)
+    plain = run_python(["-m", "genre_model.cli", "predict", str(song), "--model", str(model)], cwd=tmp_path).stdout
+    if doubtful is None:
+        assert record["music"] is False and record["genre"] is None and not record["doubtful"]
+        return
+    assert record["music"] is True and record["genre"] is not None and record["doubtful"] is doubtful
+    assert ("may not be music" in plain) is doubtful
 
 
 def test_benchmark_answers_help_without_pytest() -> None:

@@ -55,3 +55,15 @@ def test_vote_outcomes_are_worded_for_the_voter() -> None:
     assert replies.vote_outcome(VoteOutcome("refused", problem="value 'x'")) == replies.NOT_OFFERED
     assert replies.vote_outcome(VoteOutcome("not_tracked")) == replies.NOT_TRACKED
     assert replies.vote_outcome(VoteOutcome("not_music")) == replies.NOTHING_TO_VOTE
+
+
+def test_a_doubtful_genre_says_it_may_not_be_music_and_still_takes_votes() -> None:
+    top = [("jazz", 0.81), ("blues", 0.12), ("pop", 0.04)]
+    embed = replies.prediction_embed(file_name="owl.ogg", genre="jazz", confidence=0.81, top_k=top,
+                                     duration_s=12.0, model_version="v1", doubtful=True)
+    assert embed.title == "Jazz \N{EM DASH} 81% (may not be music)"
+    assert embed.description.endswith(replies.DOUBT) and "**owl.ogg** is **Jazz**" in embed.description
+    assert "Feedback" in fields(embed)
+    plain = replies.prediction_embed(file_name="owl.ogg", genre="jazz", confidence=0.81, top_k=top,
+                                     duration_s=12.0, model_version="v1")
+    assert "may not be music" not in plain.title and replies.DOUBT not in plain.description

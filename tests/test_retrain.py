@@ -85,3 +85,38 @@ def test_retrain_scores_candidate_against_a_fair_reference(base: Path, tmp_path:
     assert any("reference" in e.message for e in events if isinstance(e, Progress))
     learn, held = holdout_split(load_dataset(base), load_dataset(corrections))
     assert load_info(out).training["holdout_fingerprint"] == fingerprint(held)
+
+
+def test_a_retrained_musicnn_candidate_keeps_the_live_real_sound_detector(tmp_path: Path) -> None:
+    """train fits its detector on generated clips only; the live one learnt from real sounds on the
+    same frozen embedder, so the candidate gets it back. Not across architectures."""
+    import json
+    import shutil
+
+    import numpy as np
+
+    from genre_model.artifact import load_detector, load_info, replace_detector
+    from genre_model.config import DEFAULT_MODEL_DIR
+    from genre_model.detector import SoundDetector
+    from genre_model.linear import Linear
+    from genre_model.retrain import keep_detector
+
+    live = Path(shutil.copytree(DEFAULT_MODEL_DIR, tmp_path / "live"))
+    candidate = Path(shutil.copytree(DEFAULT_MODEL_DIR, tmp_path / "candidate"))
+    width = load_detector(load_info(live)).linear.n_features
+    generated_only = SoundDetector(Linear(np.zeros((width, 4)), np.zeros(4)), ("music", "speech", "tone", "noise"))
+    replace_detector(candidate, generated_only, generated_per_kind=20)
+    assert keep_detector(live, candidate)
+    kept, original = load_detector(load_info(candidate)), load_detector(load_info(live))
+    assert kept.sounds == original.sounds and kept.threshold == original.threshold
+    np.testing.assert_array_equal(kept.linear.weights, original.linear.weights)
+    assert load_info(candidate).training["detector"]["kept_from"] == load_info(live).version
+
+    replace_detector(candidate, generated_only)
+    meta = json.loads((candidate / "metadata.json").read_text())
+    meta["arch"] = "cnn"
+    (candidate / "metadata.json").write_text(json.dumps(meta))
+    assert not keep_detector(live, candidate)  # another embedder: the live detector would not fit it
+    assert load_detector(load_info(candidate)).sounds == ("music", "speech", "tone", "noise")
+    replace_detector(live, generated_only)
+    assert not keep_detector(live, candidate)  # nothing learnt from real sounds to keep

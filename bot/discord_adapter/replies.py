@@ -15,12 +15,13 @@ from bot.storage.base import Stats
 from bot.uploads import Refusal
 from bot.votes import VoteOutcome
 from genre_model.config import coverage, display_name
-from genre_model.predict import Prediction
+from genre_model.predict import Prediction, verdict
 
 RIGHT = "\N{WHITE HEAVY CHECK MARK}"
 WRONG = "\N{CROSS MARK}"
 FEEDBACK_EMOJI = {RIGHT: "right", WRONG: "wrong"}
 IMAGE_NAME = "spectrogram.png"
+DOUBT = "\N{WARNING SIGN} It may not be music, though: parts of it sound like speech or everyday sounds."
 _BAR = 12
 
 
@@ -60,13 +61,14 @@ def _analysed(duration_s: float, analysed_s: float | None, n_windows: int, file_
 def prediction_embed(*, file_name: str, genre: str, confidence: float, top_k: list[tuple[str, float]],
                      duration_s: float, model_version: str, analysed_s: float | None = None,
                      n_windows: int = 0, close_call: str | None = None, tags: Sequence[str] = (),
-                     file_s: float | None = None) -> discord.Embed:
+                     file_s: float | None = None, doubtful: bool = False) -> discord.Embed:
     """The reply to /genre: top genre and confidence, runners-up with bars, and the image.
 
     Genres arrive as labels ("hiphop") and are shown with their display names ("Hip-hop");
     ``close_call`` is the verdict in words when the top genres are close ("could be Reggae or
     Hip-hop"), said instead of a bare label; ``tags`` (musicnn's MSD tags) are shown marked as
-    tags, not genres; "Analysed" says how much of the decoded song the windows heard."""
+    tags, not genres; "Analysed" says how much of the decoded song the windows heard; ``doubtful``
+    (the sound detector only just heard music) adds that it may not be music."""
     shown = display_name(genre)
     name = safe_filename(file_name)
     if close_call:
@@ -75,6 +77,9 @@ def prediction_embed(*, file_name: str, genre: str, confidence: float, top_k: li
     else:
         title = f"{shown} \N{EM DASH} {confidence:.0%}"
         description = f"I'm {describe_confidence(confidence)} that **{name}** is **{shown}**."
+    if doubtful:
+        title += " (may not be music)"
+        description += f"\n{DOUBT}"
     embed = discord.Embed(title=title, description=description, colour=discord.Colour.blurple())
     embed.add_field(name="Top genres", inline=False, value=top_genre_lines(top_k))
     if tags:
@@ -190,8 +195,9 @@ def reply_embed(prediction: Prediction, file_name: str) -> discord.Embed:
     return prediction_embed(
         file_name=file_name, genre=prediction.genre, confidence=prediction.confidence, top_k=prediction.top_k(),
         duration_s=prediction.duration_s, analysed_s=prediction.analysed_s, n_windows=prediction.n_windows,
-        model_version=prediction.model_version, close_call=prediction.verdict() if prediction.close_call() else None,
-        tags=[tag for tag, _ in prediction.tags], file_s=prediction.file_s)
+        model_version=prediction.model_version,
+        close_call=verdict(prediction.genre, prediction.probabilities) if prediction.close_call() else None,
+        tags=[tag for tag, _ in prediction.tags], file_s=prediction.file_s, doubtful=prediction.doubtful)
 
 
 # ---------------------------------------------------------------------------------------- administration
