@@ -81,10 +81,10 @@ class SqliteStorage(StorageBase):
         store = cls(db, db_path, data_dir)
         try:
             db.row_factory = aiosqlite.Row
-            mode = (await store._fetchone("PRAGMA journal_mode=WAL"))[0]
+            await db.execute("PRAGMA busy_timeout=5000")
+            mode = await store._switch_to_wal()
             if mode.lower() != "wal":
                 log.warning("journal_mode is %s, not wal", mode)
-            await db.execute("PRAGMA busy_timeout=5000")
             # In WAL mode synchronous=NORMAL loses nothing on a process crash
             # (SIGKILL, OOM): a commit is in the WAL file once COMMIT returns.
             # Only a power cut / OS crash may roll back the last few commits.
@@ -100,6 +100,19 @@ class SqliteStorage(StorageBase):
             await db.close()
             raise
         return store
+
+    async def _switch_to_wal(self, attempts: int = 100) -> str:
+        """``PRAGMA journal_mode=WAL``, retried: on a new database, processes opening it together
+        race to switch it, and SQLite answers "database is locked" at once (without waiting out
+        busy_timeout: waiting could deadlock) to one that holds a read lock while another migrates."""
+        for attempt in range(attempts):
+            try:
+                return (await self._fetchone("PRAGMA journal_mode=WAL"))[0]
+            except sqlite3.OperationalError as exc:
+                if "locked" not in str(exc) or attempt == attempts - 1:
+                    raise
+                await asyncio.sleep(0.05)
+        raise AssertionError("unreachable")
 
     async def close(self) -> None:
         """Close the connection (waits for running statements)."""
