@@ -303,25 +303,29 @@ def gather(classifier, music: Sequence[Path], corpora: Sequence[Path], cache_dir
 
 
 def grouped_evaluation(ex: Examples, folds: int = 5, seed: int = 0, c: float = 0.1,
-                       threshold: float | None = None) -> list[str]:
-    """The detector's verdict ("music" or a sound) on every example, each predicted by a detector
-    that never saw its group (package or artist): grouped k-fold, groups spread at random."""
+                       threshold: float | None = None, extra: Examples | None = None) -> tuple[list[str], list[float]]:
+    """The detector's verdict ("music" or a sound) and probability of music for every example, each
+    predicted by a detector that never saw its group (package or artist): grouped k-fold, groups
+    spread at random. ``extra`` examples (generated clips) join every training fold, never a test."""
     from genre_model.detector import MUSIC_THRESHOLD, fit_detector
 
     names = sorted(set(ex.groups))
     rng = np.random.default_rng(seed)
     fold_of = {g: i % folds for i, g in enumerate(rng.permutation(names))}
-    out = [""] * len(ex.sounds)
+    verdicts, p_music = [""] * len(ex.sounds), [0.0] * len(ex.sounds)
     for k in range(folds):
         test = [i for i, g in enumerate(ex.groups) if fold_of[g] == k]
         train = [i for i, g in enumerate(ex.groups) if fold_of[g] != k]
         if not test:
             continue
-        det = fit_detector(ex.x[train], [ex.sounds[i] for i in train], c=c,
-                           threshold=MUSIC_THRESHOLD if threshold is None else threshold)
+        x, sounds = ex.x[train], [ex.sounds[i] for i in train]
+        if extra is not None:
+            x, sounds = np.concatenate([x, extra.x]), sounds + extra.sounds
+        det = fit_detector(x, sounds, c=c, threshold=MUSIC_THRESHOLD if threshold is None else threshold)
         for i in test:
-            out[i] = det.judge(ex.x[i])[0]
-    return out
+            verdicts[i], p = det.judge(ex.x[i])
+            p_music[i] = p["music"]
+    return verdicts, p_music
 
 
 def category_table(categories: Sequence[str], verdicts: Sequence[str]) -> tuple[list[tuple[str, int, int]], float, int, int]:
