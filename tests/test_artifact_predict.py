@@ -147,8 +147,9 @@ def test_a_detector_of_the_wrong_width_is_refused_at_load(tmp_path: Path) -> Non
     from genre_model.predict import Classifier
 
     model = Path(shutil.copytree(DEFAULT_MODEL_DIR, tmp_path / "model"))
-    (model / "detector.npz").write_bytes(Linear(np.zeros((7, 4)), np.zeros(4)).to_bytes())
     meta = json.loads((model / METADATA).read_text())
+    classes = len(meta["detector"]["sounds"])
+    (model / "detector.npz").write_bytes(Linear(np.zeros((7, classes)), np.zeros(classes)).to_bytes())
     meta["checksums"]["detector.npz"] = sha256(model / "detector.npz")
     (model / METADATA).write_text(json.dumps(meta))
     with pytest.raises(ArtifactError, match="sound detector takes 7 features"):
