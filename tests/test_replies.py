@@ -67,3 +67,17 @@ def test_a_doubtful_genre_says_it_may_not_be_music_and_still_takes_votes() -> No
     plain = replies.prediction_embed(file_name="owl.ogg", genre="jazz", confidence=0.81, top_k=top,
                                      duration_s=12.0, model_version="v1")
     assert "may not be music" not in plain.title and replies.DOUBT not in plain.description
+
+
+def test_a_refused_size_differs_from_the_limit_in_what_the_member_reads() -> None:
+    """Issue 16: a file one byte over 25 MB was told "25.0 MB; limit 25.0 MB"."""
+    from bot.uploads import refusal
+
+    limit = 25 * 1024 * 1024
+    for size, shown in [(limit + 1, "26,214,401 bytes; the limit is 26,214,400 bytes"),
+                        (limit + 200, "25.0002 MB; the limit is 25.0000 MB"),
+                        (limit + 6_000, "25.01 MB; the limit is 25.00 MB"),
+                        (40 * 1024 * 1024, "40.0 MB; the limit is 25.0 MB")]:
+        text = replies.refusal_text("big.wav", refusal("big.wav", size, "audio/wav", limit), limit)
+        assert shown in text, text
+    assert refusal("ok.wav", limit, "audio/wav", limit) is None  # the limit itself is allowed
