@@ -48,6 +48,20 @@ class GatewayMixin:
             }
         )
 
+    async def _serve_frames(self, ws: web.WebSocketResponse) -> None:
+        """Say Hello, then handle every frame the client sends until it closes the socket."""
+        await self._send_op(ws, 10, {"heartbeat_interval": self.heartbeat_interval_ms})
+        async for msg in ws:
+            if msg.type == WSMsgType.TEXT:
+                payload = json.loads(msg.data)
+            elif msg.type == WSMsgType.BINARY:
+                payload = json.loads(msg.data.decode())
+            else:
+                break
+            self.gateway_received.append(payload)
+            await self._on_gateway_message(ws, payload)
+            await self._notify()
+
     async def _h_ws(self, request: web.Request) -> web.WebSocketResponse:
         ws = web.WebSocketResponse(autoping=True, max_msg_size=0)
         await ws.prepare(request)
@@ -60,18 +74,8 @@ class GatewayMixin:
         compress = request.query.get("compress")
         self._compressor = zlib.compressobj() if (self.gateway_compression and compress == "zlib-stream") else None
         self.gateway_queries.append(dict(request.query))
-        await self._send_op(ws, 10, {"heartbeat_interval": self.heartbeat_interval_ms})
         try:
-            async for msg in ws:
-                if msg.type == WSMsgType.TEXT:
-                    payload = json.loads(msg.data)
-                elif msg.type == WSMsgType.BINARY:
-                    payload = json.loads(msg.data.decode())
-                else:
-                    break
-                self.gateway_received.append(payload)
-                await self._on_gateway_message(ws, payload)
-                await self._notify()
+            await self._serve_frames(ws)
         finally:
             self.client_close_codes.append(ws.close_code)
             if self._ws is ws:
@@ -80,15 +84,19 @@ class GatewayMixin:
             await self._notify()
         return ws
 
+    def _compressor_of(self, ws: web.WebSocketResponse) -> Any:
+        """The zlib-stream compressor of this connection, or None when it asked for plain frames."""
+        return self._compressor if ws is self._ws else None
+
     async def _send_raw(self, ws: web.WebSocketResponse, payload: Dict[str, Any]) -> bool:
         async with self._send_lock:
             if ws.closed:
                 return False
             data = json.dumps(payload)
+            compressor = self._compressor_of(ws)
             try:
-                if self._compressor is not None and ws is self._ws:
-                    out = self._compressor.compress(data.encode()) + self._compressor.flush(zlib.Z_SYNC_FLUSH)
-                    await ws.send_bytes(out)
+                if compressor is not None:
+                    await ws.send_bytes(compressor.compress(data.encode()) + compressor.flush(zlib.Z_SYNC_FLUSH))
                 else:
                     await ws.send_str(data)
             except (ConnectionResetError, RuntimeError) as exc:

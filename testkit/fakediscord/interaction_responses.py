@@ -161,8 +161,8 @@ class InteractionResponsesMixin:
         self._echo("MESSAGE_CREATE" if was_loading else "MESSAGE_UPDATE", msg)
         return msg
 
-    async def _h_edit_webhook_message(self, request: web.Request) -> web.Response:
-        rec: RecordedRequest = request[_REC]
+    def _webhook_message(self, request: web.Request) -> web.Response | tuple[InteractionHandle, str, dict]:
+        """The interaction's message a webhook request names, or Discord's refusal."""
         handle = self._handle_for_token(request)
         target = request.match_info["message_id"]
         refused = self._refuse_webhook(request, handle)
@@ -171,6 +171,14 @@ class InteractionResponsesMixin:
         msg = self._webhook_target(handle, target) if handle else None
         if handle is None or msg is None:
             return _json_response({"message": "Unknown Message", "code": 10008}, 404)
+        return handle, target, msg
+
+    async def _h_edit_webhook_message(self, request: web.Request) -> web.Response:
+        rec: RecordedRequest = request[_REC]
+        found = self._webhook_message(request)
+        if isinstance(found, web.Response):
+            return found
+        handle, target, msg = found
         refused = self._refuse_message(request, rec.json or {}, allowed_flags=~0, new=False)
         if refused is not None:
             return refused
@@ -182,14 +190,10 @@ class InteractionResponsesMixin:
         return _json_response(answer)
 
     async def _h_delete_webhook_message(self, request: web.Request) -> web.Response:
-        handle = self._handle_for_token(request)
-        target = request.match_info["message_id"]
-        refused = self._refuse_webhook(request, handle)
-        if refused is not None:
-            return refused
-        msg = self._webhook_target(handle, target) if handle else None
-        if handle is None or msg is None:
-            return _json_response({"message": "Unknown Message", "code": 10008}, 404)
+        found = self._webhook_message(request)
+        if isinstance(found, web.Response):
+            return found
+        handle, target, msg = found
         self._forget_message(msg)
         handle.deleted.append(target)
         if target == "@original":

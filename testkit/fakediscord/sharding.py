@@ -18,11 +18,10 @@ recording helpers are unchanged); only the gateway half is replaced.
 from __future__ import annotations
 
 import dataclasses
-import json
 import zlib
 from typing import Any, Dict, List, Optional
 
-from aiohttp import WSMsgType, web
+from aiohttp import web
 
 from .server import FakeDiscordServer, snowflake
 
@@ -121,18 +120,8 @@ class ShardedFakeDiscordServer(FakeDiscordServer):
         if self.gateway_compression and request.query.get("compress") == "zlib-stream":
             self._compressors[id(ws)] = zlib.compressobj()
         self.gateway_queries.append(dict(request.query))
-        await self._send_op(ws, 10, {"heartbeat_interval": self.heartbeat_interval_ms})
         try:
-            async for msg in ws:
-                if msg.type == WSMsgType.TEXT:
-                    payload = json.loads(msg.data)
-                elif msg.type == WSMsgType.BINARY:
-                    payload = json.loads(msg.data.decode())
-                else:
-                    break
-                self.gateway_received.append(payload)
-                await self._on_gateway_message(ws, payload)
-                await self._notify()
+            await self._serve_frames(ws)
         finally:
             self.client_close_codes.append(ws.close_code)
             shard = self._session_of.pop(id(ws), None)
@@ -142,21 +131,8 @@ class ShardedFakeDiscordServer(FakeDiscordServer):
             await self._notify()
         return ws
 
-    async def _send_raw(self, ws: web.WebSocketResponse, payload: Dict[str, Any]) -> bool:
-        async with self._send_lock:
-            if ws.closed:
-                return False
-            data = json.dumps(payload)
-            compressor = self._compressors.get(id(ws))
-            try:
-                if compressor is not None:
-                    await ws.send_bytes(compressor.compress(data.encode()) + compressor.flush(zlib.Z_SYNC_FLUSH))
-                else:
-                    await ws.send_str(data)
-            except (ConnectionResetError, RuntimeError):
-                return False
-            self.gateway_sent.append(payload)
-            return True
+    def _compressor_of(self, ws: web.WebSocketResponse) -> Any:
+        return self._compressors.get(id(ws))
 
     async def _send_dispatch(self, ws: web.WebSocketResponse, t: str, d: Any) -> bool:
         shard = self._session_of[id(ws)]
