@@ -5,6 +5,12 @@ Each song is written at every level with ``ffmpeg -af volume=<dB>dB`` (re-encode
 copy. Printed per model and level: how many songs keep the genre the model gave the original,
 how many became something else (and what they became most), and how many were called not music.
 
+``--field`` adds recordings as they come from the field, each re-encoded the same way:
+``phone`` (a 300-3400 Hz band at 8 kHz, mono: a song played down a telephone line), ``noise``
+(pink noise at -30 dBFS mixed in: a song in a noisy room), ``lowbitrate`` (mono, 22 kHz, MP3 at
+48 kbit/s), ``room`` (a phone's microphone across a room: 150 Hz-8 kHz, three early echoes,
+12 dB quieter, pink noise at -40 dBFS, MP3 at 64 kbit/s).
+
     python benchmarks/bench_loudness.py /work/shared/data/gtzan-trainval /work/cache/music \\
         --model old=/work/cache/front/model-old --model new=genre_model/models/default
 
@@ -36,15 +42,39 @@ def _songs(paths: list[Path], every: int) -> list[Path]:
     return found[::every]
 
 
-def _at_level(song: Path, db: float, work: Path, root: Path) -> Path:
+FIELD = {
+    "phone": ["-af", "highpass=f=300:poles=2,lowpass=f=3400:poles=2", "-ac", "1", "-ar", "8000", "-b:a", "32k"],
+    "noise": ["-filter_complex", "[0:a]aformat=channel_layouts=mono[s];"
+              "anoisesrc=color=pink:amplitude=0.0316:seed=7[n];[s][n]amix=inputs=2:duration=first:normalize=0",
+              "-b:a", "192k"],
+    "lowbitrate": ["-ac", "1", "-ar", "22050", "-b:a", "48k"],
+    "room": ["-filter_complex", "[0:a]aformat=channel_layouts=mono,highpass=f=150,lowpass=f=8000,"
+             "aecho=0.8:0.5:23|41|67:0.35|0.25|0.15,volume=-12dB[s];"
+             "anoisesrc=color=pink:amplitude=0.01:seed=7[n];[s][n]amix=inputs=2:duration=first:normalize=0",
+             "-ar", "44100", "-b:a", "64k"],
+}
+
+
+def _condition_args(condition: str) -> list[str]:
+    """ffmpeg's output options that make one condition: a gain in dB ("-20") or a FIELD name."""
+    if condition in FIELD:
+        return FIELD[condition]
+    return ["-af", f"volume={float(condition):g}dB", "-b:a", "192k"]
+
+
+def _label(condition: str) -> str:
+    return condition if condition in FIELD else f"{float(condition):+.0f} dB"
+
+
+def _copy(song: Path, condition: str, work: Path, root: Path) -> Path:
     from pydub import AudioSegment
 
     name = "_".join(song.relative_to(root).with_suffix("").parts) if song.is_relative_to(root) else song.stem
-    target = work / f"{db:+.0f}dB" / f"{name}.mp3"
+    target = work / _label(condition).replace(" ", "") / f"{name}.mp3"
     if not target.is_file():
         target.parent.mkdir(parents=True, exist_ok=True)
         subprocess.run([AudioSegment.converter, "-nostdin", "-loglevel", "error", "-y", "-i", str(song),
-                        "-af", f"volume={db:g}dB", "-b:a", "192k", str(target)], check=True)
+                        *_condition_args(condition), str(target)], check=True)
     return target
 
 
@@ -55,6 +85,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--model", action="append", default=[], metavar="NAME=DIR",
                         help="a model to compare (repeat); default: the shipped model")
     parser.add_argument("--levels", default="0,-20,-30", help="gains in dB (default: %(default)s)")
+    parser.add_argument("--field", default="", help=f"field conditions too, from {','.join(FIELD)} (default: none)")
     parser.add_argument("--every", type=int, default=1, help="keep every K-th song (default: all)")
     parser.add_argument("--work", type=Path, default=Path("/tmp/bench_loudness"),
                         help="where the level copies are written (default: %(default)s)")
@@ -67,7 +98,10 @@ def main(argv: list[str] | None = None) -> int:
     from genre_model.predict import Classifier
 
     models = dict(m.split("=", 1) for m in args.model) or {"shipped": str(DEFAULT_MODEL_DIR)}
-    levels = [float(x) for x in args.levels.split(",")]
+    levels = [x.strip() for x in args.levels.split(",")] + [x for x in args.field.split(",") if x]
+    unknown = [x for x in args.field.split(",") if x and x not in FIELD]
+    if unknown:
+        parser.error(f"unknown --field {','.join(unknown)}; choose from {','.join(FIELD)}")
     songs = _songs(args.data, args.every)
     if not songs:
         parser.error("no audio files found")
@@ -76,8 +110,8 @@ def main(argv: list[str] | None = None) -> int:
     copies = {}
     for song in songs:
         root = next((r for r in roots if song.is_relative_to(r)), song.parent)
-        copies[song] = {db: _at_level(song, db, args.work, root) for db in levels}
-    print(f"{len(songs)} songs, {len(levels)} levels written in {time.perf_counter() - started:.0f} s",
+        copies[song] = {c: _copy(song, c, args.work, root) for c in levels}
+    print(f"{len(songs)} songs, {len(levels)} conditions written in {time.perf_counter() - started:.0f} s",
           file=sys.stderr)
 
     result: dict[str, dict] = {}
@@ -92,12 +126,13 @@ def main(argv: list[str] | None = None) -> int:
             except AudioError:
                 reference[song] = "unreadable"
         usable = [song for song in songs if reference[song] != "unreadable"]  # e.g. a silent file
-        for db in levels:
-            kept, not_music, became = 0, 0, collections.Counter()
+        for condition in levels:
+            kept, not_music, doubted, became = 0, 0, 0, collections.Counter()
             for song in usable:
                 try:
-                    p = clf.predict(copies[song][db])
+                    p = clf.predict(copies[song][condition])
                     answer = p.genre if p.music else None
+                    doubted += bool(p.music and p.doubtful)
                 except AudioError as exc:
                     answer = f"error: {exc}"
                 if answer is None:
@@ -106,8 +141,9 @@ def main(argv: list[str] | None = None) -> int:
                     kept += 1
                 else:
                     became[str(answer)] += 1
-            rows[f"{db:+.0f} dB"] = {"kept": kept, "not_music": not_music, "n": len(usable),
-                                     "became": dict(became.most_common(3))}
+            rows[_label(condition)] = {"kept": kept, "not_music": not_music, "doubted": doubted,
+                                       "n": len(usable),
+                                       "became": dict(became.most_common(3))}
         result[name] = {"model": str(directory), "version": clf.version,
                         "loudness_target": clf.info.features.loudness_target,
                         "original_not_music": sum(1 for g in reference.values() if g is None),
@@ -119,12 +155,12 @@ def main(argv: list[str] | None = None) -> int:
         if r["unreadable"]:
             print(f"{name}: left out, unusable as originals: {', '.join(Path(p).name for p in r['unreadable'])}")
     print(f"{len(songs)} real songs; kept = same genre as the model gave the original file")
-    print("| model | level | kept | not music | became instead (top 3) |\n|---|---|---|---|---|")
+    print("| model | condition | kept | not music | doubted | became instead (top 3) |\n|---|---|---|---|---|---|")
     for name, r in result.items():
         for level, row in r["levels"].items():
             became = ", ".join(f"{g} {n}" for g, n in row["became"].items()) or "-"
             print(f"| {name} (target {r['loudness_target']}) | {level} | {row['kept']}/{row['n']} "
-                  f"({row['kept'] / row['n']:.0%}) | {row['not_music']} | {became} |")
+                  f"({row['kept'] / row['n']:.0%}) | {row['not_music']} | {row['doubted']} | {became} |")
     return 0
 
 
