@@ -66,15 +66,18 @@ def _label(condition: str) -> str:
     return condition if condition in FIELD else f"{float(condition):+.0f} dB"
 
 
-def _copy(song: Path, condition: str, work: Path, root: Path) -> Path:
+def _copy(song: Path, condition: str, work: Path, root: Path) -> Path | None:
     from pydub import AudioSegment
 
     name = "_".join(song.relative_to(root).with_suffix("").parts) if song.is_relative_to(root) else song.stem
     target = work / _label(condition).replace(" ", "") / f"{name}.mp3"
     if not target.is_file():
         target.parent.mkdir(parents=True, exist_ok=True)
-        subprocess.run([AudioSegment.converter, "-nostdin", "-loglevel", "error", "-y", "-i", str(song),
-                        *_condition_args(condition), str(target)], check=True)
+        done = subprocess.run([AudioSegment.converter, "-nostdin", "-loglevel", "quiet", "-y", "-i", str(song),
+                               *_condition_args(condition), str(target)])
+        if done.returncode != 0:  # a file ffmpeg cannot read is left out, as an unreadable original
+            target.unlink(missing_ok=True)
+            return None
     return target
 
 
@@ -125,7 +128,8 @@ def main(argv: list[str] | None = None) -> int:
                 reference[song] = p.genre if p.music else None
             except AudioError:
                 reference[song] = "unreadable"
-        usable = [song for song in songs if reference[song] != "unreadable"]  # e.g. a silent file
+        usable = [song for song in songs if reference[song] != "unreadable"  # e.g. a silent file
+                  and None not in copies[song].values()]
         for condition in levels:
             kept, not_music, doubted, became = 0, 0, 0, collections.Counter()
             for song in usable:

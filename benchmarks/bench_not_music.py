@@ -35,6 +35,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--generated", type=int, default=10,
                         help="generated clips of each kind added to every refit's training folds (default: %(default)s)")
     parser.add_argument("--cache", type=Path, default=None, help="where song embeddings are cached")
+    parser.add_argument("--field-copies", default="",
+                        help="field copies of the --music songs (room,phone) added as music, each in its song's group")
     parser.add_argument("--show", action="store_true", help="list the music called not music and the sounds missed")
     args = parser.parse_args(argv)
 
@@ -44,7 +46,8 @@ def main(argv: list[str] | None = None) -> int:
     from genre_model.realsounds import gather, generated_examples, grouped_evaluation
 
     clf = Classifier(args.model or DEFAULT_MODEL_DIR)
-    ex = gather(clf, args.music, args.corpus, args.cache, log=lambda m: print(m, file=sys.stderr))
+    ex = gather(clf, args.music, args.corpus, args.cache, log=lambda m: print(m, file=sys.stderr),
+                field_copies=[n for n in args.field_copies.split(",") if n])
     if clf._detector is not None:
         judged = [clf._detector.judge(x) for x in ex.x]
         verdicts = [v for v, _ in judged]

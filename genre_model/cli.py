@@ -114,6 +114,16 @@ def _lufs(text: str) -> float | None:
     return value
 
 
+def _field_copies(text: str) -> tuple[str, ...]:
+    from genre_model.augment import check_names
+
+    names = [] if text.strip().lower() == "none" else [n.strip() for n in text.split(",") if n.strip()]
+    try:
+        return check_names(names)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+
+
 def _add_train_options(p: argparse.ArgumentParser) -> None:
     """Every :class:`~genre_model.train.TrainOptions` field as a flag, its default taken from there."""
     from genre_model.recipe import ARCHS, WEIGHTINGS, TrainOptions
@@ -140,6 +150,9 @@ def _add_train_options(p: argparse.ArgumentParser) -> None:
                    help="per-window transform of the pooled features (default: %(default)s)")
     m.add_argument("--detector-clips", type=_positive_int, metavar="N", default=d.detector_clips,
                    help="generated non-music clips of each kind for the sound detector (default: %(default)s)")
+    m.add_argument("--field-copies", type=_field_copies, metavar="NAMES", default=d.field_copies,
+                   help="also train on these field copies of every song, comma-separated, from "
+                        "room,phone; 'none' for none (default: %s)" % (",".join(d.field_copies) or "none"))
     m.add_argument("--calibration-folds", type=_at_least_two, metavar="K", default=d.calibration_folds,
                    help="folds grouped by artist whose held-out predictions fit the temperature (default: %(default)s)")
     c = p.add_argument_group("cnn (trained end to end)")
@@ -193,7 +206,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--generated", type=int, default=0, metavar="N",
                    help="also N generated clips of each kind (tones, noise, espeak speech, synthesised bands) (default: 0)")
     p.add_argument("--c", type=float, default=0.1, help="inverse L2 strength (default: %(default)s)")
-    p.add_argument("--cache", type=Path, default=None, help="folder to cache song embeddings in")
+    p.add_argument("--field-copies", type=_field_copies, metavar="NAMES", default=(),
+                   help="field copies of the --music songs that count as music too, from room,phone (default: none)")
+    p.add_argument("--cache", type=Path, default=None, help="folder to cache song embeddings (and field copies) in")
 
     p = sub.add_parser("cv", help="grouped k-fold cross-validation estimate (by artist when the data names artists)")
     _add_train_options(p)
@@ -249,7 +264,8 @@ def _train(args: argparse.Namespace) -> int:
         if args.sounds:
             from genre_model.realsounds import refit_detector
 
-            refit_detector(args.out, args.data, args.sounds, generated=args.detector_clips, cache_dir=args.cache, log=_log)
+            refit_detector(args.out, args.data, args.sounds, generated=args.detector_clips, cache_dir=args.cache,
+                           field_copies=args.field_copies, log=_log)
     print(json.dumps({"model": str(args.out), "version": info.version, **info.metrics}))
     return 0
 
@@ -262,7 +278,7 @@ def _fit_detector(args: argparse.Namespace) -> int:
     from genre_model.realsounds import refit_detector
 
     info = refit_detector(args.model, args.music, args.sounds, generated=args.generated, c=args.c,
-                          cache_dir=args.cache, log=_log)
+                          cache_dir=args.cache, field_copies=args.field_copies, log=_log)
     print(json.dumps({"model": str(args.model), "version": info.version, "detector": info.detector,
                       "examples": info.training["detector"]["examples"]}))
     return 0

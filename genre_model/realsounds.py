@@ -36,6 +36,7 @@ import subprocess
 import sys
 import tarfile
 import zipfile
+import tempfile
 import dataclasses
 from dataclasses import dataclass
 from pathlib import Path
@@ -278,25 +279,39 @@ class Examples:
 
 
 def gather(classifier, music: Sequence[Path], corpora: Sequence[Path], cache_dir: Path | None = None,
-           log=lambda msg: None) -> Examples:
+           log=lambda msg: None, field_copies: Sequence[str] = ()) -> Examples:
     """Embeddings of labelled music (data folders or manifests, grouped like ``train`` groups them:
-    by artist where named) and of real-sound corpora (grouped by source package)."""
+    by artist where named), of its ``field_copies`` (:mod:`genre_model.augment`, music too, each in
+    its song's group) and of real-sound corpora (grouped by source package)."""
+    from genre_model.augment import field_copy
     from genre_model.dataset import by_artist, has_artists, load_dataset
+    from genre_model.errors import AudioError
 
-    paths, sounds, categories, groups = [], [], [], []
-    for source in music:
-        tracks = [t for t in load_dataset(Path(source)) if not t.is_windows]
-        tracks = by_artist(tracks) if has_artists(tracks) else tracks
-        for t in tracks:
-            paths.append(t.path), sounds.append("music"), categories.append("music (" + Path(source).name + ")")
-            groups.append(f"{Path(source).name}:{t.group}")
-    for corpus in corpora:
-        for path, clip in corpus_clips(corpus):
-            paths.append(path), sounds.append(clip.detector_class)
-            categories.append("music (other)" if clip.side == "music" else clip.category)
-            groups.append(clip.source_package)
-    log(f"embedding {len(paths)} files for the sound detector")
-    x, ok = embed_files(classifier, paths, cache_dir, log)
+    with tempfile.TemporaryDirectory(prefix="genre_model-copies-") as scratch:
+        copies = Path(cache_dir) / "field-copies" if cache_dir is not None else Path(scratch)
+        paths, sounds, categories, groups = [], [], [], []
+        for source in music:
+            tracks = [t for t in load_dataset(Path(source)) if not t.is_windows]
+            tracks = by_artist(tracks) if has_artists(tracks) else tracks
+            for t in tracks:
+                paths.append(t.path), sounds.append("music"), categories.append("music (" + Path(source).name + ")")
+                groups.append(f"{Path(source).name}:{t.group}")
+            for name in field_copies:
+                for t in tracks:
+                    try:
+                        paths.append(field_copy(t.path, name, copies))
+                    except AudioError as exc:
+                        log(f"no {name} copy: {exc}")
+                        continue
+                    sounds.append("music"), categories.append(f"music ({Path(source).name}, {name} copies)")
+                    groups.append(f"{Path(source).name}:{t.group}")
+        for corpus in corpora:
+            for path, clip in corpus_clips(corpus):
+                paths.append(path), sounds.append(clip.detector_class)
+                categories.append("music (other)" if clip.side == "music" else clip.category)
+                groups.append(clip.source_package)
+        log(f"embedding {len(paths)} files for the sound detector")
+        x, ok = embed_files(classifier, paths, cache_dir, log)
     keep = [i for i, good in enumerate(ok) if good]
     return Examples(x[keep], [sounds[i] for i in keep], [categories[i] for i in keep], [groups[i] for i in keep],
                     [str(paths[i]) for i in keep])
@@ -374,16 +389,17 @@ def generated_examples(classifier, per_kind: int, seed: int = 1234) -> Examples:
 
 def refit_detector(model_dir: Path, music: Sequence[Path], corpora: Sequence[Path], *, generated: int = 0,
                    c: float = 0.1, threshold: float | None = None, cache_dir: Path | None = None,
-                   log=lambda msg: None):
+                   field_copies: Sequence[str] = (), log=lambda msg: None):
     """Fit the sound detector of ``model_dir`` on its own embedder (as served: LiteRT) from labelled
-    music, real-sound corpora and (``generated`` > 0) generated clips, and write it into the model
-    (:func:`genre_model.artifact.replace_detector`). Returns the new :class:`ModelInfo`."""
+    music (and its ``field_copies``), real-sound corpora and (``generated`` > 0) generated clips,
+    and write it into the model (:func:`genre_model.artifact.replace_detector`). Returns the new
+    :class:`ModelInfo`."""
     from genre_model.artifact import replace_detector
     from genre_model.detector import MUSIC_THRESHOLD, fit_detector
     from genre_model.predict import Classifier
 
     classifier = Classifier(model_dir)
-    ex = gather(classifier, music, corpora, cache_dir, log)
+    ex = gather(classifier, music, corpora, cache_dir, log, field_copies)
     if generated:
         g = generated_examples(classifier, generated)
         ex = Examples(np.concatenate([ex.x, g.x]), ex.sounds + g.sounds, ex.categories + g.categories,
@@ -392,7 +408,8 @@ def refit_detector(model_dir: Path, music: Sequence[Path], corpora: Sequence[Pat
     log(f"fitting the detector on {counts}")
     detector = fit_detector(ex.x, ex.sounds, c=c, threshold=MUSIC_THRESHOLD if threshold is None else threshold)
     return replace_detector(Path(model_dir), detector, examples=counts, c=c, generated_per_kind=generated,
-                            music=[str(m) for m in music], sounds=[str(s) for s in corpora])
+                            music=[str(m) for m in music], sounds=[str(s) for s in corpora],
+                            field_copies=list(field_copies))
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -33,6 +33,8 @@ class TrainOptions:
     transform: str = "sqrt"  # per-window transform of the pooled features: "none" or "sqrt" (signed square root)
     calibration_folds: int = 5  # folds (grouped by artist) whose held-out predictions fit the temperature
     detector_clips: int = 20  # generated non-music clips of each kind the sound detector learns from
+    #: Field copies of every audio track trained on beside it (names in ``genre_model.augment.FIELD_COPIES``).
+    field_copies: tuple[str, ...] = ("room", "phone")
     # cnn: trained end to end
     epochs: int = 60
     batch_size: int = 64
@@ -49,3 +51,6 @@ class TrainOptions:
             raise ValueError(f"unknown weighting {self.weighting!r}; choose from {list(WEIGHTINGS)}")
         if self.c <= 0 or self.calibration_folds < 2 or self.detector_clips < 1:
             raise ValueError("c must be positive, calibration_folds at least 2 and detector_clips at least 1")
+        from genre_model.augment import check_names
+
+        self.field_copies = check_names(self.field_copies)  # a list read back from metadata becomes a tuple

@@ -28,6 +28,7 @@ import json
 import logging
 import os
 import sys
+import tempfile
 import time
 from pathlib import Path
 from typing import Any, Callable, Sequence
@@ -295,6 +296,8 @@ class Trainer:
             self.tags = tuple(MSD_TAGS)
         self._inputs: dict[Path, np.ndarray | None] = {}
         self._generated: tuple[list[np.ndarray], list[str]] | None = None
+        self._copies: dict[tuple[Path, str], Path | None] = {}
+        self._copy_folder: Path | None = None
 
     @property
     def _tag(self) -> str:
@@ -324,25 +327,61 @@ class Trainer:
         """The tracks whose audio (or stored windows) could be read."""
         return [t for t, x in zip(tracks, self.inputs(tracks)) if x is not None]
 
+    def field_copies(self, tracks: Sequence[Track]) -> list[Track]:
+        """The recipe's field copies of every audio track (same label and group), made once and embedded
+        like any track; a copy ffmpeg cannot make is left out. Stored windows get none."""
+        if not self.opts.field_copies:
+            return []
+        if self._copy_folder is None:
+            if self.opts.cache_dir is not None:
+                self._copy_folder = Path(self.opts.cache_dir) / "field-copies"
+            else:  # removed with the trainer
+                self._scratch = tempfile.TemporaryDirectory(prefix="genre_model-copies-")
+                self._copy_folder = Path(self._scratch.name)
+        from genre_model.augment import field_copy
+
+        out = []
+        for name in self.opts.field_copies:
+            for track in tracks:
+                if track.is_windows:
+                    continue
+                if (track.path, name) not in self._copies:
+                    try:
+                        self._copies[track.path, name] = field_copy(track.path, name, self._copy_folder)
+                    except AudioError as exc:
+                        self.log(f"no {name} copy: {exc}")
+                        self._copies[track.path, name] = None
+                path = self._copies[track.path, name]
+                if path is not None:
+                    out.append(dataclasses.replace(track, path=path))
+        return self.usable(out)
+
     def fit(self, train: Sequence[Track], val: Sequence[Track] = (), verbose: int = 0) -> Fitted:
-        """Train on ``train`` (cnn: early-stop and calibrate on ``val``)."""
+        """Train on ``train`` and its field copies (cnn: early-stop and calibrate on ``val``)."""
+        train = _grouping(train)
+        copies = self.field_copies(train)  # each in its track's group
         if self.opts.arch == "musicnn":
-            fitted = self._fit_musicnn(train)
+            fitted = self._fit_musicnn(train, copies)
         else:
-            fitted = self._fit_cnn(train, val, verbose)
-        fitted.detector = self._fit_detector(fitted, train)
+            fitted = self._fit_cnn([*train, *copies], val, verbose)
+        fitted.detector = self._fit_detector(fitted, [*train, *copies])
         return fitted
 
-    def _fit_musicnn(self, train: Sequence[Track]) -> Fitted:
-        train = _grouping(train)
+    def _fit_musicnn(self, train: Sequence[Track], copies: Sequence[Track] = ()) -> Fitted:
         x, y = _song_means(self.inputs(train)), _targets(train, self.labels)
-        head = self._head(train, x, y)
-        # Temperature from out-of-fold logits: every track scored by a head that never heard its artist.
+        cx = _song_means(self.inputs(copies)) if copies else np.zeros((0, x.shape[1]))
+        cy = _targets(copies, self.labels)
+        head = self._head([*train, *copies], np.concatenate([x, cx]), np.concatenate([y, cy]))
+        # Temperature from out-of-fold logits: every track scored by a head that never heard its artist
+        # (nor a copy of it); only the tracks themselves are scored.
         n_folds = min(self.opts.calibration_folds, len({t.group for t in train}))
         oof = np.zeros((len(train), len(self.labels)))
         for held in group_folds(train, n_folds, self.opts.seed):
             test = np.array([t.group in set(held) for t in train])
-            oof[test] = self._head([t for t, m in zip(train, test) if not m], x[~test], y[~test])(x[test])
+            keep = np.array([t.group not in set(held) for t in copies], dtype=bool)
+            fold_tracks = [t for t, m in zip(train, test) if not m] + [t for t, k in zip(copies, keep) if k]
+            oof[test] = self._head(fold_tracks, np.concatenate([x[~test], cx[keep]]),
+                                   np.concatenate([y[~test], cy[keep]]))(x[test])
         temperature = fit_temperature(oof, y)
         held_out = metrics(softmax(oof, temperature), y, self.labels)
         return Fitted(self.embedder, head, self.features, temperature, tags=self.tags, held_out=held_out)
