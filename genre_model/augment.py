@@ -15,13 +15,19 @@ the model learnt from.
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import subprocess
 from pathlib import Path
+from typing import Callable, Sequence
 
 from pydub import AudioSegment
 
+from genre_model.dataset import Track
 from genre_model.errors import AudioError
+
+#: The folder under an embedding cache where training keeps the copies.
+CACHE_FOLDER = "field-copies"
 
 #: ffmpeg output options that make each copy from the original file.
 FIELD_COPIES: dict[str, list[str]] = {
@@ -63,3 +69,19 @@ def field_copy(source: Path, name: str, folder: Path) -> Path:
         raise AudioError(f"could not make the {name} copy of {source.name}")
     partial.replace(target)
     return target
+
+
+def copies_of(tracks: Sequence[Track], names: Sequence[str], folder: Path,
+              log: Callable[[str], None] = lambda msg: None) -> list[Track]:
+    """Every ``names`` copy of every audio track (same label, group and artist; stored windows get
+    none), made under ``folder`` by :func:`field_copy`; a copy ffmpeg cannot make is logged and left out."""
+    out = []
+    for name in names:
+        for track in tracks:
+            if track.is_windows:
+                continue
+            try:
+                out.append(dataclasses.replace(track, path=field_copy(track.path, name, folder)))
+            except AudioError as exc:
+                log(f"no {name} copy: {exc}")
+    return out

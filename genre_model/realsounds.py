@@ -35,8 +35,8 @@ import re
 import subprocess
 import sys
 import tarfile
-import zipfile
 import tempfile
+import zipfile
 import dataclasses
 from dataclasses import dataclass
 from pathlib import Path
@@ -283,12 +283,11 @@ def gather(classifier, music: Sequence[Path], corpora: Sequence[Path], cache_dir
     """Embeddings of labelled music (data folders or manifests, grouped like ``train`` groups them:
     by artist where named), of its ``field_copies`` (:mod:`genre_model.augment`, music too, each in
     its song's group) and of real-sound corpora (grouped by source package)."""
-    from genre_model.augment import field_copy
+    from genre_model.augment import CACHE_FOLDER, copies_of
     from genre_model.dataset import by_artist, has_artists, load_dataset
-    from genre_model.errors import AudioError
 
     with tempfile.TemporaryDirectory(prefix="genre_model-copies-") as scratch:
-        copies = Path(cache_dir) / "field-copies" if cache_dir is not None else Path(scratch)
+        copies = Path(cache_dir) / CACHE_FOLDER if cache_dir is not None else Path(scratch)
         paths, sounds, categories, groups = [], [], [], []
         for source in music:
             tracks = [t for t in load_dataset(Path(source)) if not t.is_windows]
@@ -297,14 +296,10 @@ def gather(classifier, music: Sequence[Path], corpora: Sequence[Path], cache_dir
                 paths.append(t.path), sounds.append("music"), categories.append("music (" + Path(source).name + ")")
                 groups.append(f"{Path(source).name}:{t.group}")
             for name in field_copies:
-                for t in tracks:
-                    try:
-                        paths.append(field_copy(t.path, name, copies))
-                    except AudioError as exc:
-                        log(f"no {name} copy: {exc}")
-                        continue
-                    sounds.append("music"), categories.append(f"music ({Path(source).name}, {name} copies)")
-                    groups.append(f"{Path(source).name}:{t.group}")
+                for copy in copies_of(tracks, [name], copies, log):
+                    paths.append(copy.path), sounds.append("music")
+                    categories.append(f"music ({Path(source).name}, {name} copies)")
+                    groups.append(f"{Path(source).name}:{copy.group}")
         for corpus in corpora:
             for path, clip in corpus_clips(corpus):
                 paths.append(path), sounds.append(clip.detector_class)

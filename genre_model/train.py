@@ -296,7 +296,6 @@ class Trainer:
             self.tags = tuple(MSD_TAGS)
         self._inputs: dict[Path, np.ndarray | None] = {}
         self._generated: tuple[list[np.ndarray], list[str]] | None = None
-        self._copies: dict[tuple[Path, str], Path | None] = {}
         self._copy_folder: Path | None = None
 
     @property
@@ -332,29 +331,16 @@ class Trainer:
         like any track; a copy ffmpeg cannot make is left out. Stored windows get none."""
         if not self.opts.field_copies:
             return []
+        from genre_model.augment import CACHE_FOLDER, copies_of
+
         if self._copy_folder is None:
             if self.opts.cache_dir is not None:
-                self._copy_folder = Path(self.opts.cache_dir) / "field-copies"
+                self._copy_folder = Path(self.opts.cache_dir) / CACHE_FOLDER
             else:  # removed with the trainer
                 self._scratch = tempfile.TemporaryDirectory(prefix="genre_model-copies-")
                 self._copy_folder = Path(self._scratch.name)
-        from genre_model.augment import field_copy
 
-        out = []
-        for name in self.opts.field_copies:
-            for track in tracks:
-                if track.is_windows:
-                    continue
-                if (track.path, name) not in self._copies:
-                    try:
-                        self._copies[track.path, name] = field_copy(track.path, name, self._copy_folder)
-                    except AudioError as exc:
-                        self.log(f"no {name} copy: {exc}")
-                        self._copies[track.path, name] = None
-                path = self._copies[track.path, name]
-                if path is not None:
-                    out.append(dataclasses.replace(track, path=path))
-        return self.usable(out)
+        return self.usable(copies_of(tracks, self.opts.field_copies, self._copy_folder, self.log))
 
     def fit(self, train: Sequence[Track], val: Sequence[Track] = (), verbose: int = 0) -> Fitted:
         """Train on ``train`` and its field copies (cnn: early-stop and calibrate on ``val``)."""
